@@ -1,0 +1,122 @@
+"""Training data: built-in sets, image folders and arrays, all loaded into one in-memory :class:`Dataset`.
+
+Nothing outside this package knows a file format. Images are scaled to [-1, 1]; vectors are standardised
+and the scale is kept so samples can be returned in data units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor
+
+from gankit.config import DataConfig
+from gankit.errors import UserError
+
+
+@dataclass
+class Dataset:
+    x: Tensor  # (N, C, H, W) in [-1, 1] for images, (N, D) standardised for vectors
+    y: Tensor | None = None  # (N,) int64 class indices, or None
+    classes: list[str] = field(default_factory=list)
+    kind: str = "image"  # image | vector
+    name: str = ""
+    mean: list[float] | None = None  # vectors: x_data = x * std + mean
+    std: list[float] | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def meta(self) -> dict[str, Any]:
+        """What a run must remember about its data to sample in data units and name classes."""
+        return {"kind": self.kind, "shape": list(self.shape), "classes": self.classes, "name": self.name,
+                "mean": self.mean, "std": self.std}
+
+
+def to_data_units(x: Tensor, meta: dict[str, Any]) -> Tensor:
+    """Undo the standardisation of vector data (images stay in [-1, 1])."""
+    if meta.get("kind") == "vector" and meta.get("mean") is not None:
+        return x * torch.tensor(meta["std"], dtype=x.dtype) + torch.tensor(meta["mean"], dtype=x.dtype)
+    return x
+
+
+def standardise(x: Tensor, **kw: Any) -> Dataset:
+    mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-8)
+    return Dataset(x=(x - mean) / std, kind="vector", mean=mean.tolist(), std=std.tolist(), **kw)
+
+
+def load_data(cfg: DataConfig) -> Dataset:
+    """Load ``cfg.source``: a built-in name, an image folder, or a ``.npy`` / ``.npz`` file."""
+    from gankit.data import arrays, builtin, images
+
+    source = cfg.source
+    if source in builtin.BUILTINS:
+        ds = builtin.BUILTINS[source](cfg)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            hint = f"; built-in data sets are {', '.join(builtin.BUILTINS)}" if "/" not in source else ""
+            raise UserError(f"data not found: {source}{hint}")
+        if path.is_dir():
+            ds = images.load_folder(path, cfg)
+        elif path.suffix.lower() in (".npy", ".npz"):
+            ds = arrays.load_array(path, cfg)
+        else:
+            raise UserError(f"{path}: expected an image folder, a .npy or a .npz file")
+    if cfg.conditional:
+        if ds.y is None:
+            raise UserError(f"data.conditional is set but {source} has no labels (use class sub-folders or an "
+                            "npz array 'labels')")
+        if ds.num_classes < 2:
+            raise UserError(f"a conditional model needs at least two classes; {source} has {ds.num_classes}")
+    return ds
+
+
+class Batches:
+    """Endless shuffled mini-batches, reshuffled every epoch, drawn from a dataset held on the device.
+
+    Its own random generator makes the order reproducible and resumable (see ``state_dict``).
+    """
+
+    def __init__(self, ds: Dataset, batch_size: int, device: torch.device, seed: int):
+        if len(ds) < batch_size:
+            raise UserError(f"the data set has {len(ds)} samples, fewer than data.batch_size={batch_size}")
+        self.x = ds.x.to(device)
+        self.y = ds.y.to(device) if ds.y is not None else None
+        self.batch_size = batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(ds), generator=self.gen)
+        self.pos = 0
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, Tensor]:
+        if self.pos + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.order), generator=self.gen)
+            self.pos = 0
+        idx = self.order[self.pos : self.pos + self.batch_size].to(self.x.device)
+        self.pos += self.batch_size
+        batch = {"x": self.x[idx]}
+        if self.y is not None:
+            batch["y"] = self.y[idx]
+        return batch
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"gen": self.gen.get_state(), "order": self.order, "pos": torch.tensor(self.pos)}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.gen.set_state(state["gen"])
+        self.order = state["order"].clone()
+        self.pos = int(state["pos"])

@@ -1,0 +1,293 @@
+"""The adversarial engine: one step that alternates discriminator and generator updates, and the loop
+around it (optimizers, generator EMA, logging, checkpoints, resume). Every GAN variant reuses both.
+
+A variant supplies a :class:`Task`: its networks and three functions, ``generate``, ``d_loss`` and
+``g_loss``. The engine never knows what the samples are (images, points, tables, sequences) or how
+the losses are built; it only knows the order of the updates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gankit import checkpoint as ckpt
+from gankit.config import LogConfig, OptimConfig, TrainConfig
+from gankit.errors import UserError
+
+Batch = dict[str, Tensor]
+Logs = dict[str, Tensor]
+
+
+class Task(Protocol):
+    """What a GAN variant gives the engine. ``G`` and ``D`` may be ModuleDicts (CycleGAN has two of each)."""
+
+    G: nn.Module
+    D: nn.Module
+
+    def generate(self, batch: Batch) -> Any:
+        """Fake samples for this batch of real data (noise for a plain GAN, a source image for translation)."""
+
+    def d_loss(self, batch: Batch, fake: Any, step: int) -> tuple[Tensor, Logs]:
+        """Discriminator loss, regularisers included, and detached scalars to log."""
+
+    def g_loss(self, batch: Batch, fake: Any, step: int) -> tuple[Tensor, Logs]:
+        """Generator loss and detached scalars to log."""
+
+
+def split(batch: Batch, parts: int) -> list[Batch]:
+    """Micro-batches for gradient accumulation."""
+    if parts == 1:
+        return [batch]
+    chunks = {k: v.chunk(parts) for k, v in batch.items()}
+    return [{k: chunks[k][i] for k in batch} for i in range(parts)]
+
+
+def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+                     batches: Iterator[Batch], step: int, n_critic: int = 1, accumulate: int = 1,
+                     measure: Callable[[str, nn.Module], Logs] | None = None) -> Logs:
+    """One generator update preceded by ``n_critic`` discriminator updates. Returns detached logs."""
+    logs: Logs = {}
+    task.D.requires_grad_(True)
+    for _ in range(n_critic):
+        batch = next(batches)
+        opt_d.zero_grad(set_to_none=True)
+        for micro in split(batch, accumulate):
+            with torch.no_grad():
+                fake = task.generate(micro)
+            loss_d, logs_d = task.d_loss(micro, fake, step)
+            (loss_d / accumulate).backward()
+        if measure:
+            logs.update(measure("d", task.D))
+        opt_d.step()
+    logs.update(logs_d)
+
+    task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
+    opt_g.zero_grad(set_to_none=True)
+    for micro in split(batch, accumulate):
+        fake = task.generate(micro)
+        loss_g, logs_g = task.g_loss(micro, fake, step)
+        (loss_g / accumulate).backward()
+    if measure:
+        logs.update(measure("g", task.G))
+    opt_g.step()
+    task.D.requires_grad_(True)
+    logs.update(logs_g)
+    return logs
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces of the loop
+
+
+def grad_norms(name: str, net: nn.Module) -> Logs:
+    """Global and per-block gradient norms (blocks = the network's top-level children)."""
+    out: Logs = {}
+    total = []
+    for child_name, child in net.named_children():
+        grads = [p.grad for p in child.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            out[f"grad_norm_{name}/{child_name}"] = norm
+            total.append(norm)
+    out[f"grad_norm_{name}"] = torch.linalg.vector_norm(torch.stack(total)) if total else torch.tensor(0.0)
+    return out
+
+
+def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if cfg.name not in kinds:
+        raise UserError(f"unknown optimizer '{cfg.name}'; choose adam or adamw")
+    return kinds[cfg.name](params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """Exponential moving average of the generator's weights (Karras et al., 2018; Yazici et al., 2019)."""
+    e_params, n_params = list(ema.parameters()), list(net.parameters())
+    if decay == 0.0:
+        torch._foreach_copy_(e_params, n_params)
+    else:
+        torch._foreach_lerp_(e_params, n_params, 1.0 - decay)
+    for e, n in zip(ema.buffers(), net.buffers()):
+        e.copy_(n)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device={name} but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'") from None
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    started: float = field(default_factory=time.time)
+    history_s: float = 0.0  # training seconds in earlier sessions of a resumed run
+
+
+class Trainer:
+    """The loop: steps, EMA, logs, snapshots and checkpoints for any :class:`Task`.
+
+    ``meta`` is JSON saved in every checkpoint (the config and the data description), so that a run
+    folder can be loaded without the code that created it guessing anything.
+    """
+
+    def __init__(self, task: Task, batches: Any, run_dir: Path, train: TrainConfig, opt_g: OptimConfig,
+                 opt_d: OptimConfig, log: LogConfig, meta: dict[str, Any], d_output: str = "probability",
+                 snapshot: Callable[[nn.Module, Path], None] | None = None):
+        self.task, self.batches, self.run_dir = task, batches, Path(run_dir)
+        self.train_cfg, self.log_cfg, self.meta = train, log, meta
+        self.d_output, self.snapshot = d_output, snapshot
+        self.opt_g = make_optimizer(task.G.parameters(), opt_g)
+        self.opt_d = make_optimizer(task.D.parameters(), opt_d)
+        self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
+        self.state = RunState()
+        self._stop_signal: int | None = None
+        self.ckpt_dir = self.run_dir / "checkpoints"
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _tensors(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        tensors = {**ckpt.module_tensors("G", self.task.G), **ckpt.module_tensors("D", self.task.D),
+                   **ckpt.module_tensors("G_ema", self.G_ema)}
+        info = {}
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            t, info[name] = ckpt.optimizer_tensors(name, opt)
+            tensors.update(t)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        if hasattr(self.batches, "state_dict"):
+            tensors.update({f"batches.{k}": v for k, v in self.batches.state_dict().items()})
+        return tensors, info
+
+    def save(self) -> None:
+        tensors, info = self._tensors()
+        meta = {**self.meta, "step": self.state.step, "optim": info,
+                "train_seconds": self.state.history_s + time.time() - self.state.started}
+        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last)
+
+    def resume(self) -> None:
+        tensors, meta = ckpt.load_latest(self.ckpt_dir)
+        name = str(self.ckpt_dir)
+        for prefix, module in (("G", self.task.G), ("D", self.task.D), ("G_ema", self.G_ema)):
+            ckpt.load_module(prefix, module, tensors, name)
+        ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["optim"]["opt_g"])
+        ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["optim"]["opt_d"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        if hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("batches.")})
+        self.state.step = int(meta["step"])
+        self.state.history_s = float(meta.get("train_seconds", 0.0))
+        # metrics.jsonl may hold lines logged after this checkpoint by the interrupted session: drop them.
+        path = self.run_dir / "metrics.jsonl"
+        if path.exists():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.state.step]
+            ckpt.atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+
+    # -- signals ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, steps: int) -> dict[str, Any]:
+        """Train until ``steps`` generator steps have been taken in total (a resumed run continues)."""
+        from tqdm import tqdm
+
+        cfg, log = self.train_cfg, self.log_cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+        old_handlers = {}
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, self._on_signal)
+        bar = tqdm(total=steps, initial=self.state.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not log.progress, file=sys.stderr, mininterval=0.5)
+        sums: dict[str, Tensor] = {}
+        count, t_last, step_last = 0, time.time(), self.state.step
+        last_record: dict[str, Any] = {}
+        try:
+            self.task.G.train()
+            self.task.D.train()
+            while self.state.step < steps and self._stop_signal is None:
+                step = self.state.step
+                measuring = (step + 1) % log.every == 0 or step + 1 == steps
+                logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
+                                        cfg.accumulate, grad_norms if measuring else None)
+                ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
+                self.state.step = step = step + 1
+                for k, v in logs.items():
+                    if not k.startswith("grad_norm"):
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                count += 1
+                bar.update(1)
+                if measuring:
+                    # The only host-device synchronisation: once per logging interval.
+                    now = time.time()
+                    record = {"step": step, "time": round(now - self.state.started + self.state.history_s, 3)}
+                    record.update({k: float(v) / count for k, v in sums.items()})
+                    record.update({k: float(v) for k, v in logs.items() if k.startswith("grad_norm")})
+                    record["samples_per_s"] = (step - step_last) * self._batch_size() * cfg.n_critic / (now - t_last)
+                    record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+                    record["lr_d"] = self.opt_d.param_groups[0]["lr"]
+                    record["d_output"] = self.d_output
+                    record["nonfinite"] = int(not all(math.isfinite(v) for v in record.values()
+                                                      if isinstance(v, float)))
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    last_record = record
+                    sums, count, t_last, step_last = {}, 0, now, step
+                    bar.set_postfix({k: f"{record[k]:.3g}" for k in ("loss_d", "loss_g", "d_real", "d_fake",
+                                                                    "samples_per_s") if k in record})
+                if self.snapshot and (step % log.sample_every == 0 or step == steps):
+                    self.snapshot(self.G_ema, self.run_dir / "samples" / f"step-{step:08d}.png")
+                if step % log.checkpoint_every == 0 or step == steps:
+                    self.save()
+            if self._stop_signal is not None:
+                self.save()  # stop cleanly: the work so far is kept and --resume continues it
+        finally:
+            bar.close()
+            metrics_file.close()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        summary = {"step": self.state.step, "steps": steps, "finished": self.state.step >= steps,
+                   "interrupted": self._stop_signal is not None,
+                   "train_seconds": round(self.state.history_s + time.time() - self.state.started, 2),
+                   "last": last_record}
+        ckpt.atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _batch_size(self) -> int:
+        return int(getattr(self.batches, "batch_size", 0))
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread() and os.name == "posix"

@@ -1,0 +1,277 @@
+"""The plain (optionally class-conditional) GAN: noise z -> sample, judged by D. Images and vectors.
+
+``train(config, out)`` is the whole recipe behind ``gankit train``; ``load(run_dir)`` gives back a
+:class:`Generator` for sampling.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gankit import checkpoint as ckpt
+from gankit import losses
+from gankit.config import Config, LossConfig
+from gankit.data import Batches, Dataset, load_data, to_data_units
+from gankit.engine import Batch, Logs, Trainer, resolve_device, seed_everything
+from gankit.errors import UserError
+from gankit.nets import build_discriminator, build_generator
+
+
+class GAN:
+    """The adversarial game of Goodfellow et al. (2014) with a loss from :data:`gankit.losses.LOSSES`."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig):
+        self.G, self.D, self.cfg = G, D, loss
+        self.loss = losses.get_loss(loss.name)
+
+    def generate(self, batch: Batch) -> Tensor:
+        x = batch["x"]
+        z = torch.randn(x.shape[0], self.G.z_dim, device=x.device)
+        return self.G(z, batch.get("y"))
+
+    def d_loss(self, batch: Batch, fake: Tensor, step: int) -> tuple[Tensor, Logs]:
+        real, y = batch["x"], batch.get("y")
+        lazy_r1 = self.cfg.r1 > 0 and step % self.cfg.r1_every == 0
+        if lazy_r1:
+            real = real.detach().requires_grad_(True)
+        real_out, fake_out = self.D(real, y), self.D(fake, y)
+        loss = self.loss.d(real_out, fake_out)
+        logs = {"loss_d_adv": loss.detach()}
+        if self.cfg.gp > 0:
+            gp = losses.gradient_penalty(lambda x: self.D(x, y), real, fake)
+            loss = loss + self.cfg.gp * gp
+            logs["gp"] = gp.detach()
+        if lazy_r1:
+            r1 = losses.r1_penalty(real_out, real)
+            loss = loss + 0.5 * self.cfg.r1 * self.cfg.r1_every * r1
+            logs["r1"] = r1.detach()
+        logs.update(discriminator_signals(real_out.detach(), fake_out.detach()))
+        logs["loss_d"] = loss.detach()
+        return loss, logs
+
+    def g_loss(self, batch: Batch, fake: Tensor, step: int) -> tuple[Tensor, Logs]:
+        y = batch.get("y")
+        real_out = self.D(batch["x"], y) if self.loss.needs_real_for_g else None
+        loss = self.loss.g(self.D(fake, y), real_out)
+        return loss, {"loss_g": loss.detach()}
+
+
+def discriminator_signals(real_out: Tensor, fake_out: Tensor) -> Logs:
+    """D(real), D(fake) as probabilities (sigmoid of the logits) and D's accuracy on each."""
+    return {"d_real": torch.sigmoid(real_out).mean(), "d_fake": torch.sigmoid(fake_out).mean(),
+            "acc_real": (real_out > 0).float().mean(), "acc_fake": (fake_out < 0).float().mean(),
+            "logit_real": real_out.mean(), "logit_fake": fake_out.mean()}
+
+
+# ---------------------------------------------------------------------------------------------
+# building, training, loading
+
+
+def build_nets(config: Config, data_meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    shape = tuple(data_meta["shape"])
+    n_classes = len(data_meta["classes"]) if config.data.conditional else 0
+    G = build_generator(config.g, config.train.z_dim, shape, n_classes)
+    D = build_discriminator(config.d, shape, n_classes)
+    return G, D
+
+
+def _snapshot(meta: dict[str, Any], n: int, z_dim: int, conditional: bool, device: torch.device):
+    """A function that draws the same latents every time, so grids over time are comparable."""
+    gen = torch.Generator().manual_seed(1234)
+    z = torch.randn(n, z_dim, generator=gen).to(device)
+    y = (torch.arange(n) % max(len(meta["classes"]), 1)).to(device) if conditional else None
+
+    @torch.no_grad()
+    def snapshot(G: nn.Module, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        x = G(z, y).cpu()
+        if meta["kind"] == "image":
+            from gankit.data.images import make_grid
+
+            nrow = len(meta["classes"]) if conditional else None
+            make_grid(x[:n], nrow=nrow, scale=max(1, 64 // x.shape[-1])).save(path)
+        else:
+            save_scatter(to_data_units(x, meta).numpy(), path)
+
+    return snapshot
+
+
+def save_scatter(points: Any, path: Path, reference: Any = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="real")
+    ax.scatter(points[:, 0], points[:, 1], s=2, c="#d62728", alpha=0.5, label="generated")
+    ax.set_aspect("equal")
+    ax.set_title(path.stem)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(config: Config, out: str | Path, steps: int | None = None, resume: bool = False,
+          data: Dataset | None = None) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``out``; returns the summary (also in ``summary.json``)."""
+    config.validate()
+    out = Path(out)
+    if resume:
+        if not (out / "config.yaml").is_file():
+            raise UserError(f"{out}: nothing to resume (no config.yaml); drop --resume to start a new run")
+        saved = Config.load(out / "config.yaml")
+        saved.train.steps = steps if steps is not None else max(saved.train.steps, config.train.steps)
+        config = saved
+    else:
+        if (out / "checkpoints" / ckpt.MANIFEST).exists():
+            raise UserError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+        if steps is not None:
+            config.train.steps = steps
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    seed_everything(config.train.seed)
+    device = resolve_device(config.train.device)
+    ds = data if data is not None else load_data(config.data)
+    if config.data.conditional and ds.y is None:
+        raise UserError("data.conditional needs labelled data")
+    G, D = build_nets(config, ds.meta())
+    G, D = G.to(device), D.to(device)
+    task = GAN(G, D, config.loss)
+    batches = Batches(ds if config.data.conditional else Dataset(x=ds.x, kind=ds.kind), config.data.batch_size,
+                      device, seed=config.train.seed)
+    meta = {"kind": "gan", "config": config.to_dict(), "data": ds.meta()}
+    snapshot = _snapshot(ds.meta(), config.log.n_samples, config.train.z_dim, config.data.conditional, device)
+    trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
+                      d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
+                      snapshot=snapshot)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        trainer.resume()
+    else:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    config.save(out / "config.yaml")
+    ckpt.atomic_write_json(out / "data.json", ds.meta())
+    return trainer.fit(config.train.steps)
+
+
+class Generator:
+    """A trained generator (the EMA weights) ready to sample, with what it needs to return data units."""
+
+    def __init__(self, G: nn.Module, config: Config, data_meta: dict[str, Any], step: int):
+        self.G, self.config, self.data_meta, self.step = G.eval(), config, data_meta, step
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data_meta["classes"]) if self.config.data.conditional else []
+
+    @property
+    def z_dim(self) -> int:
+        return self.G.z_dim
+
+    def latents(self, n: int, seed: int | None = None, truncation: float = 1.0) -> Tensor:
+        """Standard normal latents. ``truncation`` (psi in [0, 1]) pulls them toward the average latent
+        z = 0 (the truncation trick): higher fidelity, less variety; psi = 0 gives the average sample."""
+        if not 0.0 <= truncation <= 1.0:
+            raise UserError(f"--truncation must be in [0, 1], got {truncation}")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.z_dim, generator=gen) * truncation
+
+    def class_index(self, label: int | str) -> int:
+        classes = self.classes
+        if not classes:
+            raise UserError("this run is not conditional; --class needs a run trained with data.conditional=true")
+        if isinstance(label, str) and label in classes:
+            return classes.index(label)
+        try:
+            idx = int(label)
+        except ValueError:
+            idx = -1
+        if not 0 <= idx < len(classes):
+            raise UserError(f"unknown class '{label}'; valid classes: {', '.join(classes)}")
+        return idx
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, labels: Tensor | None = None, batch_size: int = 256) -> Tensor:
+        """G(z) in batches; images in [-1, 1], vectors in data units."""
+        device = next(self.G.parameters()).device
+        if self.classes and labels is None:
+            labels = torch.arange(z.shape[0]) % len(self.classes)
+        outs = []
+        for i in range(0, z.shape[0], batch_size):
+            y = labels[i : i + batch_size].to(device) if labels is not None else None
+            outs.append(self.G(z[i : i + batch_size].to(device), y).cpu())
+        x = torch.cat(outs) if outs else torch.empty(0, *self.data_meta["shape"])
+        return to_data_units(x, self.data_meta)
+
+    def sample(self, n: int, seed: int | None = None, truncation: float = 1.0,
+               labels: Tensor | None = None) -> Tensor:
+        """``n`` new samples; the same seed gives the same samples."""
+        if n <= 0:
+            raise UserError(f"--n must be positive, got {n}")
+        return self.decode(self.latents(n, seed, truncation), labels)
+
+    def interpolate(self, a: int, b: int, frames: int = 16, rows: int = 1) -> Tensor:
+        """Spherical interpolation between latents drawn with seeds a+r and b+r for each of ``rows``."""
+        za = torch.stack([self.latents(1, a + r)[0] for r in range(rows)])
+        zb = torch.stack([self.latents(1, b + r)[0] for r in range(rows)])
+        t = torch.linspace(0, 1, frames)[None, :, None]
+        zs = slerp(za[:, None], zb[:, None], t).reshape(rows * frames, -1)
+        labels = None
+        if self.classes:
+            labels = (torch.arange(rows) % len(self.classes)).repeat_interleave(frames)
+        return self.decode(zs, labels)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation: stays on the shell where Gaussian latents live (White, 2016)."""
+    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Generator:
+    """The EMA generator of the newest valid checkpoint in ``run_dir``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    tensors, meta = ckpt.load_latest(run_dir / "checkpoints")
+    if meta.get("kind") != "gan":
+        raise UserError(f"{run_dir}: a '{meta.get('kind')}' run, not a GAN run")
+    config = Config.from_dict(meta["config"])
+    G, _ = build_nets(config, meta["data"])
+    ckpt.load_module("G_ema", G, tensors, str(run_dir))
+    return Generator(G.to(device), config, meta["data"], int(meta["step"]))
+
+
+def info(run_dir: str | Path) -> dict[str, Any]:
+    """What a run folder holds: config summary, steps, last logged values, checkpoints."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    entries = ckpt.read_manifest(run_dir / "checkpoints")
+    if not entries:
+        raise UserError(f"{run_dir}: not a run folder (no checkpoints/manifest.json)")
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    config = Config.load(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
+    out: dict[str, Any] = {"run_dir": str(run_dir), "checkpoints": [e["step"] for e in entries]}
+    if config:
+        out.update({"data": config.data.source, "g": config.g.family, "d": config.d.family,
+                    "loss": config.loss.name, "steps": config.train.steps})
+    if summary:
+        out.update({"trained_steps": summary.get("step"), "train_seconds": summary.get("train_seconds"),
+                    "finished": summary.get("finished")})
+        last = summary.get("last") or {}
+        out["last"] = {k: round(v, 4) for k, v in last.items()
+                       if k in ("loss_d", "loss_g", "d_real", "d_fake", "samples_per_s")}
+    samples = sorted((run_dir / "samples").glob("*.png")) if (run_dir / "samples").is_dir() else []
+    if samples:
+        out["latest_grid"] = str(samples[-1])
+    return out
