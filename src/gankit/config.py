@@ -94,6 +94,27 @@ class LogConfig:
 
 
 @dataclass
+class HealthConfig:
+    """Training-health monitoring (``gankit.health``): signals in metrics.jsonl, live diagnoses."""
+
+    enabled: bool = True
+    on_failure: str = "warn"  # warn | stop | rollback
+    diversity_n: int = 256  # generated and real samples compared for the diversity signal
+    rollback_lr_factor: float = 0.5  # learning rates are multiplied by this after a rollback
+
+
+@dataclass
+class EvalConfig:
+    """Periodic evaluation during training (``gankit.metrics``)."""
+
+    every: int = 0  # generator steps between evaluations; 0 disables
+    metrics: str = "fid"  # comma-separated metric names
+    features: str = "classifier"  # classifier | inception | raw
+    n: int = 1000  # generated samples per evaluation
+    best: str = "fid"  # metric that picks the best checkpoint (lower is better for fid/kid)
+
+
+@dataclass
 class Config:
     """A whole training run."""
 
@@ -105,6 +126,8 @@ class Config:
     opt_d: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,6 +191,10 @@ class Config:
                 f"data.batch_size ({self.data.batch_size}) must be divisible by d.pack x train.accumulate "
                 f"({self.d.pack} x {self.train.accumulate})"
             )
+        if self.health.on_failure not in ("warn", "stop", "rollback"):
+            raise UserError(f"health.on_failure must be warn, stop or rollback, got '{self.health.on_failure}'")
+        if self.eval.every < 0:
+            raise UserError(f"eval.every must be >= 0, got {self.eval.every}")
         if self.loss.gp < 0 or self.loss.r1 < 0:
             raise UserError("loss.gp and loss.r1 must be >= 0")
         return self

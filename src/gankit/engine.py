@@ -150,6 +150,13 @@ class RunState:
     history_s: float = 0.0  # training seconds in earlier sessions of a resumed run
 
 
+class Hook(Protocol):
+    """Watches the run at each logging step. It may add keys to ``record`` (which then goes to
+    metrics.jsonl) and act through ``trainer.event``, ``trainer.request_stop`` or ``trainer.rollback``."""
+
+    def on_log(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+
+
 class Trainer:
     """The loop: steps, EMA, logs, snapshots and checkpoints for any :class:`Task`.
 
@@ -159,8 +166,11 @@ class Trainer:
 
     def __init__(self, task: Task, batches: Any, run_dir: Path, train: TrainConfig, opt_g: OptimConfig,
                  opt_d: OptimConfig, log: LogConfig, meta: dict[str, Any], d_output: str = "probability",
-                 snapshot: Callable[[nn.Module, Path], None] | None = None):
+                 snapshot: Callable[[nn.Module, Path], None] | None = None, hooks: list[Hook] | None = None):
         self.task, self.batches, self.run_dir = task, batches, Path(run_dir)
+        self.hooks = list(hooks or [])
+        self.stop_reason: str | None = None
+        self.best_steps: set[int] = set()  # checkpoints kept beyond keep_last (e.g. the best by a metric)
         self.train_cfg, self.log_cfg, self.meta = train, log, meta
         self.d_output, self.snapshot = d_output, snapshot
         self.opt_g = make_optimizer(task.G.parameters(), opt_g)
@@ -189,7 +199,8 @@ class Trainer:
         tensors, info = self._tensors()
         meta = {**self.meta, "step": self.state.step, "optim": info,
                 "train_seconds": self.state.history_s + time.time() - self.state.started}
-        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last)
+        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last,
+                             keep_steps=self.best_steps)
 
     def resume(self) -> None:
         tensors, meta = ckpt.load_latest(self.ckpt_dir)
@@ -210,6 +221,31 @@ class Trainer:
         if path.exists():
             keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.state.step]
             ckpt.atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+
+    # -- actions for hooks --------------------------------------------------------------------
+    def event(self, kind: str, **details: Any) -> None:
+        """Record something the run did or noticed in ``events.jsonl`` (rollbacks, skips, stops)."""
+        line = json.dumps({"step": self.state.step, "event": kind, **details})
+        with open(self.run_dir / "events.jsonl", "a") as f:
+            f.write(line + "\n")
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.event("stop", reason=reason)
+
+    def rollback(self, reason: str, lr_factor: float = 0.5) -> bool:
+        """Return to the last checkpoint and scale both learning rates by ``lr_factor``. False if there
+        is no checkpoint to return to."""
+        if not ckpt.read_manifest(self.ckpt_dir):
+            return False
+        from_step = self.state.step
+        self.resume()
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= lr_factor
+        self.event("rollback", reason=reason, from_step=from_step, to_step=self.state.step,
+                   lr_g=self.opt_g.param_groups[0]["lr"], lr_d=self.opt_d.param_groups[0]["lr"])
+        return True
 
     # -- signals ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -235,7 +271,7 @@ class Trainer:
         try:
             self.task.G.train()
             self.task.D.train()
-            while self.state.step < steps and self._stop_signal is None:
+            while self.state.step < steps and self._stop_signal is None and self.stop_reason is None:
                 step = self.state.step
                 measuring = (step + 1) % log.every == 0 or step + 1 == steps
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
@@ -259,6 +295,14 @@ class Trainer:
                     record["d_output"] = self.d_output
                     record["nonfinite"] = int(not all(math.isfinite(v) for v in record.values()
                                                       if isinstance(v, float)))
+                    for hook in self.hooks:
+                        hook.on_log(self, record)
+                    if self.state.step != step:  # a hook rolled the run back: this record is void
+                        metrics_file.close()
+                        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+                        sums, count, t_last, step_last = {}, 0, time.time(), self.state.step
+                        bar.n = self.state.step
+                        continue
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                     last_record = record
@@ -270,14 +314,14 @@ class Trainer:
                 if step % log.checkpoint_every == 0 or step == steps:
                     self.save()
             if self._stop_signal is not None:
-                self.save()  # stop cleanly: the work so far is kept and --resume continues it
+                self.save()  # a health stop saves nothing: the last good checkpoints stay the newest  # stop cleanly: the work so far is kept and --resume continues it
         finally:
             bar.close()
             metrics_file.close()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
         summary = {"step": self.state.step, "steps": steps, "finished": self.state.step >= steps,
-                   "interrupted": self._stop_signal is not None,
+                   "interrupted": self._stop_signal is not None, "stop_reason": self.stop_reason,
                    "train_seconds": round(self.state.history_s + time.time() - self.state.started, 2),
                    "last": last_record}
         ckpt.atomic_write_json(self.run_dir / "summary.json", summary)

@@ -148,9 +148,12 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
                       device, seed=config.train.seed)
     meta = {"kind": "gan", "config": config.to_dict(), "data": ds.meta()}
     snapshot = _snapshot(ds.meta(), config.log.n_samples, config.train.z_dim, config.data.conditional, device)
+    from gankit.health import make_monitor
+
+    hooks = [h for h in (make_monitor(config, ds, G, device),) if h is not None]
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
-                      snapshot=snapshot)
+                      snapshot=snapshot, hooks=hooks)
     out.mkdir(parents=True, exist_ok=True)
     if resume:
         trainer.resume()
