@@ -19,7 +19,9 @@ def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
         raise UserError(f"Inception Score needs (N, classes) probabilities, got shape {probs.shape}")
     size = probs.shape[0] // splits
     if size < 1:
-        raise UserError(f"Inception Score with {splits} splits needs at least {splits} samples, got {len(probs)}")
+        raise UserError(
+            f"Inception Score with {splits} splits needs at least {splits} samples, got {len(probs)}"
+        )
     scores = []
     for i in range(splits):
         part = probs[i * size : (i + 1) * size]

@@ -26,7 +26,9 @@ def mode_coverage(
     samples = np.asarray(samples, np.float64)
     centers = np.asarray(centers, np.float64)
     if samples.ndim != 2 or centers.ndim != 2 or samples.shape[1] != centers.shape[1]:
-        raise UserError(f"mode coverage needs samples (N, D) and centers (M, D); got {samples.shape}, {centers.shape}")
+        raise UserError(
+            f"mode coverage needs samples (N, D) and centers (M, D); got {samples.shape}, {centers.shape}"
+        )
     if len(samples) == 0:
         raise UserError("mode coverage needs at least one sample")
     dists = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=2)

@@ -33,7 +33,9 @@ def knn_radii(x: np.ndarray, ks: tuple[int, ...], chunk_elems: int = CHUNK_ELEMS
     """Squared distance from each row of x to its k-th nearest other row, for each k in ks."""
     k_max = max(ks)
     if len(x) < k_max + 1:
-        raise UserError(f"k-NN metrics with k={k_max} need at least {k_max + 1} samples per set, got {len(x)}")
+        raise UserError(
+            f"k-NN metrics with k={k_max} need at least {k_max + 1} samples per set, got {len(x)}"
+        )
     x_sq = (x * x).sum(axis=1)
     out = {k: np.empty(len(x)) for k in ks}
     step = _rows_per_chunk(len(x), chunk_elems)
