@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 from torch import nn
 from torch.nn import functional as F
 
@@ -60,9 +60,7 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, feature_dim: int = FEATURE_DIM):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(in_dim, 256), nn.ReLU(), nn.Linear(256, feature_dim), nn.ReLU()
-        )
+        self.body = nn.Sequential(nn.Linear(in_dim, 256), nn.ReLU(), nn.Linear(256, feature_dim), nn.ReLU())
         self.head = nn.Linear(feature_dim, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +158,7 @@ class Classifier:
             with safe_open(str(path), framework="pt") as f:
                 meta = (f.metadata() or {}).get("gankit.classifier")
             tensors = load_file(str(path))
-        except Exception as e:  # safetensors raises its own error types for corrupt headers
+        except (SafetensorError, OSError) as e:
             raise UserError(f"{path} is not a gankit classifier file: {e}") from None
         if meta is None:
             raise UserError(f"{path} is a safetensors file but not a gankit classifier (no metadata)")
@@ -188,7 +186,9 @@ def train_classifier(
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
     if x.ndim not in (2, 4):
-        raise UserError(f"classifier data must be images (N, C, H, W) or vectors (N, D), got shape {tuple(x.shape)}")
+        raise UserError(
+            f"classifier data must be images (N, C, H, W) or vectors (N, D), got shape {tuple(x.shape)}"
+        )
     if len(x) != len(y) or len(x) < 2:
         raise UserError(f"need matching samples and labels (at least 2), got {len(x)} and {len(y)}")
     if y.min() < 0:

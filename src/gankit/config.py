@@ -233,6 +233,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -312,12 +317,12 @@ def _digits() -> Config:
     # DCGAN on 16x16 digits: small enough to give recognisable digits in about two minutes on 2 cores.
     return Config(
         data=DataConfig(source="digits", size=16, batch_size=64),
-        g=NetConfig(family="dcgan", width=64),
-        d=NetConfig(family="dcgan", width=64, norm="none", activation="leaky_relu", spectral_norm=True),
+        g=NetConfig(family="dcgan", width=32),
+        d=NetConfig(family="dcgan", width=32, norm="none", activation="leaky_relu", spectral_norm=True),
         loss=LossConfig(name="nonsaturating"),
         opt_g=OptimConfig(lr=2e-4, beta1=0.5),
         opt_d=OptimConfig(lr=2e-4, beta1=0.5),
-        train=TrainConfig(steps=3000, ema=0.999, z_dim=64),
+        train=TrainConfig(steps=2500, ema=0.999, z_dim=64),
         log=LogConfig(every=50, sample_every=500, checkpoint_every=1000),
     )
 

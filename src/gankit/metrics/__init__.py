@@ -106,4 +106,4 @@ def compute_metrics(
     return out
 
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "MetricInputs", "compute_metrics"]
+__all__ = ["DEFAULT_METRICS", "METRICS", "MetricInputs", "compute_metrics"]

@@ -67,7 +67,9 @@ class InceptionExtractor:
     @torch.no_grad()
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.ndim != 4 or batch.shape[1] not in (1, 3):
-            raise UserError(f"inception features need images (N, 1 or 3, H, W), got shape {tuple(batch.shape)}")
+            raise UserError(
+                f"inception features need images (N, 1 or 3, H, W), got shape {tuple(batch.shape)}"
+            )
         if batch.shape[1] == 1:  # grayscale: the same image in all three channels
             batch = batch.expand(-1, 3, -1, -1)
         return self.net(batch.float())
@@ -113,7 +115,9 @@ def load_inception(weights: str | Path | None = None, *, check_hash: bool = True
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise UserError(f"{path} does not fit the FID Inception-v3 (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise UserError(
+            f"{path} does not fit the FID Inception-v3 (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return net.eval()
 
 
@@ -128,7 +132,9 @@ def get_extractor(name: str, *, weights: str | Path | None = None, classifier=No
         from gankit.classifier import Classifier
 
         if classifier is None:
-            raise UserError("--features classifier needs a classifier file (train one with `gankit classifier train`)")
+            raise UserError(
+                "--features classifier needs a classifier file (train one with `gankit classifier train`)"
+            )
         if not isinstance(classifier, Classifier):
             classifier = Classifier.load(classifier)
         return ClassifierExtractor(classifier)
