@@ -179,6 +179,9 @@ class Trainer:
         self.state = RunState()
         self._stop_signal: int | None = None
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # Optional: step -> factor on each group's base lr ("initial_lr", saved with the optimizer),
+        # applied before every step (e.g. CycleGAN's constant-then-linear decay).
+        self.lr_schedule: Callable[[int], float] | None = None
 
     # -- checkpoints --------------------------------------------------------------------------
     def _tensors(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -243,6 +246,8 @@ class Trainer:
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] *= lr_factor
+                if "initial_lr" in group:  # keep the reduction under an lr_schedule
+                    group["initial_lr"] *= lr_factor
         self.event("rollback", reason=reason, from_step=from_step, to_step=self.state.step,
                    lr_g=self.opt_g.param_groups[0]["lr"], lr_d=self.opt_d.param_groups[0]["lr"])
         return True
@@ -274,6 +279,8 @@ class Trainer:
             while self.state.step < steps and self._stop_signal is None and self.stop_reason is None:
                 step = self.state.step
                 measuring = (step + 1) % log.every == 0 or step + 1 == steps
+                if self.lr_schedule is not None:
+                    self._apply_lr_schedule(step)
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
                                         cfg.accumulate, grad_norms if measuring else None)
                 ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
@@ -326,6 +333,13 @@ class Trainer:
                    "last": last_record}
         ckpt.atomic_write_json(self.run_dir / "summary.json", summary)
         return summary
+
+    def _apply_lr_schedule(self, step: int) -> None:
+        factor = self.lr_schedule(step)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
 
     def _batch_size(self) -> int:
         return int(getattr(self.batches, "batch_size", 0))
