@@ -1,0 +1,148 @@
+"""CycleGAN: network shapes, the history pool, loss weights, the lr schedule, fit/apply end to end, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.nets.cyclegan import PatchDiscriminator, ResnetGenerator, default_blocks, receptive_field
+from gankit.tasks.translate import CycleGAN, ImagePool, TranslateConfig, build_nets, linear_decay, load
+
+
+@pytest.mark.parametrize("size,patches", [(32, 2), (64, 6), (128, 14), (256, 30)])
+def test_shapes_for_sizes(size, patches):
+    G = ResnetGenerator(3, 3, width=2, n_blocks=default_blocks(size))
+    D = PatchDiscriminator(3, width=2)
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        y = G(x)
+        assert y.shape == x.shape and y.abs().max() <= 1
+        assert D(x).shape == (1, 1, patches, patches)  # 30x30 patches at 256 px, as pix2pix / CycleGAN
+    assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "ResnetBlock" for m in G.modules()) == (
+        9 if size >= 256 else 6)
+
+
+def test_patchgan_receptive_field_and_grey():
+    assert receptive_field(3) == 70
+    G = ResnetGenerator(1, 1, width=4, n_blocks=1)
+    assert G(torch.zeros(2, 1, 32, 48)).shape == (2, 1, 32, 48)
+
+
+def test_pool_behaviour():
+    torch.manual_seed(0)
+    assert torch.equal(ImagePool(0).query(x := torch.rand(3, 1, 2, 2)), x)
+    pool = ImagePool(4, seed=0)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # not full yet: returned as given, and stored
+    assert len(pool.images) == 4
+    old = {float(v) for v in first.flatten()}
+    swapped = 0
+    for i in range(50):
+        new = torch.full((2, 1, 1, 1), 100.0 + i)
+        out = pool.query(new).flatten().tolist()
+        assert len(pool.images) == 4
+        for v in out:
+            assert v == 100.0 + i or v in old  # either the new image or an older one from the pool
+            swapped += v != 100.0 + i
+        old = {float(t.flatten()[0]) for t in pool.images} | old
+    assert 30 <= swapped <= 70  # about half of 100 queries
+
+
+def _task(lambda_cycle=10.0, lambda_identity=0.5):
+    cfg = TranslateConfig(size=32, g_width=4, g_blocks=1, d_width=4, lambda_cycle=lambda_cycle,
+                          lambda_identity=lambda_identity, pool_size=0)
+    torch.manual_seed(0)
+    G, D = build_nets(cfg, 3)
+    return CycleGAN(G, D, cfg)
+
+
+def test_loss_weights_applied():
+    batch = {"a": torch.rand(2, 3, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}
+    task = _task()
+    with torch.no_grad():
+        loss, logs = task.g_loss(batch, task.generate(batch), 0)
+        expect = logs["loss_g_adv"] + 10 * logs["loss_cycle"] + 5 * logs["loss_identity"]
+        assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+        assert logs["loss_cycle"] > 0 and logs["loss_identity"] > 0
+        task.cfg.lambda_cycle = 20.0
+        loss2, _ = task.g_loss(batch, task.generate(batch), 0)
+        assert (loss2 - loss).item() == pytest.approx((10 * logs["loss_cycle"] + 5 * logs["loss_identity"]).item(),
+                                                     rel=1e-4)
+        task.cfg.lambda_identity = 0.0
+        _, logs3 = task.g_loss(batch, task.generate(batch), 0)
+        assert logs3["loss_identity"] == 0
+        d, dlogs = task.d_loss(batch, task.generate(batch), 0)
+        assert d.item() == pytest.approx((dlogs["loss_d_a"] + dlogs["loss_d_b"]).item())
+
+
+def test_linear_decay():
+    f = linear_decay(100, 0.5)
+    assert f(0) == f(50) == 1.0
+    assert 1.0 > f(51) > f(75) > f(99) > 0
+    assert f(99) == pytest.approx(2 / 51)  # the authors' lambda_rule: never exactly 0
+
+
+def _write(folder, n, mode, size=(40, 36), seed=0):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        shape = (size[1], size[0]) + ((3,) if mode == "RGB" else ())
+        Image.fromarray(rng.integers(0, 256, shape).astype(np.uint8), mode).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("translate")
+    a, b = _write(root / "a", 6, "L"), _write(root / "b", 5, "RGB", seed=1)
+    args = ["translate", "fit", "--a", a, "--b", b, "--out", root / "run", "--size", "32", "--steps", "4", "--quiet",
+            "--set", "g_width=4", "--set", "g_blocks=1", "--set", "d_width=4", "--set", "batch_size=2",
+            "--set", "log.every=2", "--set", "log.checkpoint_every=2", "--set", "log.sample_every=2"]
+    assert main([str(x) for x in args]) == 0
+    return root
+
+
+def test_fit_and_apply_end_to_end(run, tmp_path, capsys):
+    t = load(run / "run")
+    assert t.step == 4 and t.channels == 3  # grey A and colour B are both trained in RGB
+    lines = (run / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and '"loss_cycle"' in lines[0]
+    assert "lr_g" in lines[-1]
+    assert list((run / "run" / "samples").glob("*.png"))
+    # a file, at another size: scaled to the training size on its short side, aspect kept
+    Image.fromarray(np.zeros((50, 75), np.uint8)).save(tmp_path / "in.png")
+    assert main(["translate", "apply", str(run / "run"), "--in", str(tmp_path / "in.png"), "--out",
+                 str(tmp_path / "out.png"), "--direction", "b2a"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (48, 32)
+    assert main(["translate", "apply", str(run / "run"), "--in", str(tmp_path / "in.png"), "--out",
+                 str(tmp_path / "native.png"), "--native"]) == 0
+    assert Image.open(tmp_path / "native.png").size == (75, 50)
+    # a folder
+    assert main(["translate", "apply", str(run / "run"), "--in", str(run / "a"), "--out", str(tmp_path / "o")]) == 0
+    assert len(list((tmp_path / "o").glob("*.png"))) == 6
+
+
+def _error(capsys, *args):
+    code = main([str(x) for x in args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "error" in err
+    return err
+
+
+def test_bad_input(run, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert "no images" in _error(capsys, "translate", "fit", "--a", run / "a", "--b", tmp_path / "empty",
+                                 "--out", tmp_path / "r")
+    assert "not found" in _error(capsys, "translate", "fit", "--a", tmp_path / "nope", "--b", run / "b",
+                                 "--out", tmp_path / "r")
+    assert "size" in _error(capsys, "translate", "fit", "--a", run / "a", "--b", run / "b", "--out", tmp_path / "r",
+                            "--size", "30")
+    assert "already holds a run" in _error(capsys, "translate", "fit", "--a", run / "a", "--b", run / "b",
+                                           "--out", run / "run")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "tiny.png")
+    assert "too small" in _error(capsys, "translate", "apply", run / "run", "--in", tmp_path / "tiny.png",
+                                 "--out", tmp_path / "x.png", "--native")
+    assert "unknown image format" in _error(capsys, "translate", "apply", run / "run", "--in",
+                                            run / "a" / "0.png", "--out", tmp_path / "x.txt")
