@@ -12,9 +12,9 @@ from gankit.errors import UserError
 from gankit.metrics import sequence as ms
 from gankit.nets.sequence import (
     EOS,
+    LSTMLM,
     PAD,
     CNNDiscriminator,
-    LSTMLM,
     PianorollDiscriminator,
     PianorollGenerator,
     mask_after_eos,
@@ -131,15 +131,15 @@ def test_pianoroll_nets_shapes():
 
 
 def test_bleu_known_cases():
-    s = "the cat sat on the mat".split()
+    s = ["the", "cat", "sat", "on", "the", "mat"]
     assert ms.bleu([s], [s]) == pytest.approx(1.0)
     assert ms.self_bleu([s, s, s]) == pytest.approx(1.0)
-    ref = "the cat is on the mat".split()
+    ref = ["the", "cat", "is", "on", "the", "mat"]
     # p1 = 5/6, p2 = 3/5, p3 = 1/4, p4 = 0/3 -> smoothed 0.1/3; equal lengths: no brevity penalty
     expected = math.exp((math.log(5 / 6) + math.log(3 / 5) + math.log(1 / 4) + math.log(0.1 / 3)) / 4)
     assert ms.bleu([s], [ref]) == pytest.approx(expected)
     # brevity penalty: a 4-token hypothesis against a 6-token reference
-    short = "the cat is on".split()
+    short = ["the", "cat", "is", "on"]
     assert ms.bleu([short], [ref]) == pytest.approx(math.exp(1 - 6 / 4))
     assert ms.bleu([list("xyz")], [list("abcd")]) == 0.0
     assert ms.self_bleu([list("abcd"), list("efgh")]) == 0.0
