@@ -1,0 +1,104 @@
+"""Networks for tables (Xu et al., 2019, "CTGAN"): a residual generator whose outputs are tanh scalars
+and Gumbel-softmax one-hot groups, and a PacGAN critic that judges ``pack`` rows jointly.
+
+Both take the encoded layout as a list of ``(start, width, act)`` spans from
+:class:`gankit.data.table_transform.TableTransformer`; nothing here knows about pandas.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Residual(nn.Module):
+    """Linear -> BatchNorm -> ReLU, its output concatenated to its input (the CTGAN block)."""
+
+    def __init__(self, i: int, o: int):
+        super().__init__()
+        self.fc, self.bn = nn.Linear(i, o), nn.BatchNorm1d(o)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class SpanLayout(nn.Module):
+    """Index tensors that apply the output activations to all spans of one kind and width at once, so
+    a table with fifty columns costs a handful of tensor operations rather than fifty."""
+
+    def __init__(self, spans: Sequence[tuple[int, int, str]], dim: int):
+        super().__init__()
+        tanh = [s for s, w, a in spans if a == "tanh"]
+        groups: dict[int, list[int]] = defaultdict(list)
+        for s, w, a in spans:
+            if a == "softmax":
+                groups[w].append(s)
+        self.widths = sorted(groups)
+        self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
+        order = list(tanh)
+        for w in self.widths:
+            idx = torch.tensor([[s + j for j in range(w)] for s in groups[w]], dtype=torch.long)
+            self.register_buffer(f"soft_{w}", idx, persistent=False)
+            order += idx.flatten().tolist()
+        if sorted(order) != list(range(dim)):
+            raise ValueError("spans must tile the encoded vector exactly")
+        self.register_buffer("inverse", torch.argsort(torch.tensor(order)), persistent=False)
+
+    def groups(self) -> list[tuple[int, Tensor]]:
+        return [(w, getattr(self, f"soft_{w}")) for w in self.widths]
+
+    def activate(self, raw: Tensor, tau: float, hard: bool) -> Tensor:
+        """tanh on scalars, Gumbel-softmax (Jang et al., 2017) on one-hot groups; ``hard`` gives exact
+        one-hots (a sample from each group's softmax) for generation."""
+        parts = [torch.tanh(raw[:, self.tanh_idx])]
+        for w, idx in self.groups():
+            logits = raw[:, idx.flatten()].view(raw.shape[0], idx.shape[0], w)
+            parts.append(F.gumbel_softmax(logits, tau=tau, hard=hard, dim=-1).flatten(1))
+        return torch.cat(parts, dim=1)[:, self.inverse]
+
+
+class TabularGenerator(nn.Module):
+    """z and the conditional vector -> one encoded row; ``forward`` returns (activated, raw logits)."""
+
+    def __init__(self, z_dim: int, cond_dim: int, spans: Sequence[tuple[int, int, str]], data_dim: int,
+                 hidden: Sequence[int] = (256, 256), tau: float = 0.2):
+        super().__init__()
+        self.z_dim, self.cond_dim, self.tau = z_dim, cond_dim, tau
+        blocks, width = [], z_dim + cond_dim
+        for h in hidden:
+            blocks.append(Residual(width, h))
+            width += h
+        self.body = nn.Sequential(*blocks)
+        self.out = nn.Linear(width, data_dim)
+        self.layout = SpanLayout(spans, data_dim)
+
+    def forward(self, z: Tensor, cond: Tensor, hard: bool = False) -> tuple[Tensor, Tensor]:
+        raw = self.out(self.body(torch.cat([z, cond], dim=1)))
+        return self.layout.activate(raw, self.tau, hard), raw
+
+
+class PackedCritic(nn.Module):
+    """PacGAN (Lin et al., 2018) critic: ``pack`` rows (with their conditional vectors) side by side
+    form one input, so a generator that repeats itself is easy to spot."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256), pack: int = 10, dropout: float = 0.5):
+        super().__init__()
+        self.pack = pack
+        layers, width = [], in_dim * pack
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.body = nn.Sequential(*layers)
+
+    def packed(self, x: Tensor) -> Tensor:
+        if x.shape[0] % self.pack:
+            raise ValueError(f"batch size {x.shape[0]} is not a multiple of pack={self.pack}")
+        return x.reshape(x.shape[0] // self.pack, -1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(self.packed(x))

@@ -1,0 +1,393 @@
+"""Synthetic tables: a CTGAN-class conditional tabular GAN (Xu et al., 2019) on the shared engine.
+
+    gan = TabularGAN(epochs=300).fit(df, discrete_columns=["sex"])
+    synth = gan.sample(1000, conditions={"sex": "F"}, seed=0)
+    gan.save("model/");  TabularGAN.load("model/").sample(1000, seed=0)  # the same rows
+
+The pieces: :mod:`gankit.data.tables` (types), :mod:`gankit.data.table_transform` (mode-specific
+normalisation), :mod:`gankit.data.table_sampler` (training-by-sampling), :mod:`gankit.nets.tabular`
+(generator and PacGAN critic); this file is the loss (WGAN-GP plus the conditional cross-entropy) and
+the scikit-learn-style API. Models are saved as safetensors + JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gankit import checkpoint as ckpt
+from gankit import losses
+from gankit.config import LogConfig, OptimConfig, TrainConfig
+from gankit.data.table_sampler import ConditionalBatches
+from gankit.data.table_transform import TableTransformer
+from gankit.data.tables import infer_types
+from gankit.engine import Batch, Logs, Trainer, resolve_device, seed_everything
+from gankit.errors import UserError
+from gankit.nets.tabular import PackedCritic, TabularGenerator
+
+FORMAT = "gankit-tabular"
+MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
+
+
+@dataclass
+class TabularConfig:
+    """Everything a tabular fit uses; the defaults are the CTGAN paper's."""
+
+    epochs: int = 300  # passes over the training rows (steps = epochs * max(rows // batch_size, 1))
+    batch_size: int = 500  # must be a multiple of pack
+    z_dim: int = 128
+    g_dims: list[int] = field(default_factory=lambda: [256, 256])  # residual generator widths
+    d_dims: list[int] = field(default_factory=lambda: [256, 256])  # critic widths
+    pack: int = 10  # PacGAN: rows the critic judges jointly
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    weight_decay: float = 1e-6
+    gp: float = 10.0  # WGAN-GP weight
+    n_critic: int = 1  # critic steps per generator step
+    max_modes: int = 10  # mixture components per numeric column
+    tau: float = 0.2  # Gumbel-softmax temperature
+    log_frequency: bool = True  # training-by-sampling draws categories by log frequency
+    ema: float = 0.0  # generator weight EMA (0 = use the last weights, as CTGAN does)
+    constraints: list[str] = field(default_factory=list)  # e.g. ["start <= end", "age >= 0"], by rejection
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    verbose: bool = True  # progress bars
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "z_dim", "pack", "max_modes", "n_critic"):
+            if getattr(self, name) < 1:
+                raise UserError(f"tabular config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.pack:
+            raise UserError(f"tabular config: batch_size={self.batch_size} must be a multiple of pack={self.pack}")
+        if not 0.0 <= self.ema < 1.0:
+            raise UserError(f"tabular config: ema must be in [0, 1), got {self.ema}")
+        for c in self.constraints:
+            parse_constraint(c)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TabularConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown tabular option '{unknown[0]}'; known: {', '.join(sorted(known))}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# constraints: "a <= b", "a > 0", by rejection
+
+_OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+        ">": operator.gt}
+_CONSTRAINT = re.compile(r"^\s*(.+?)\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
+
+
+def parse_constraint(text: str) -> tuple[str, str, str]:
+    m = _CONSTRAINT.match(str(text))
+    if not m:
+        raise UserError(f"constraint '{text}': expected 'column OP column_or_number' with OP one of "
+                        f"{', '.join(_OPS)}")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def _operand(df: pd.DataFrame, token: str, text: str) -> Any:
+    if token in df.columns:
+        return df[token]
+    try:
+        return float(token)
+    except ValueError:
+        pass
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    raise UserError(f"constraint '{text}': '{token}' is neither a column nor a number")
+
+
+def constraint_mask(df: pd.DataFrame, constraints: list[str]) -> np.ndarray:
+    """Rows that satisfy every constraint (rows where a compared value is missing pass)."""
+    ok = np.ones(len(df), dtype=bool)
+    for text in constraints:
+        left, op, right = parse_constraint(text)
+        a, b = _operand(df, left, text), _operand(df, right, text)
+        if not isinstance(a, pd.Series) and not isinstance(b, pd.Series):
+            raise UserError(f"constraint '{text}' names no column")
+        res = _OPS[op](a, b)
+        missing = (a.isna() if isinstance(a, pd.Series) else False) | (b.isna() if isinstance(b, pd.Series) else False)
+        ok &= (np.asarray(res, dtype=bool) | np.asarray(missing, dtype=bool))
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+# the adversarial task
+
+
+class TabularTask:
+    """WGAN-GP on packed rows plus CTGAN's conditional loss: the generator must output the category
+    that the conditional vector asked for."""
+
+    def __init__(self, G: TabularGenerator, D: PackedCritic, discrete: list[tuple[int, int]], gp: float):
+        """``discrete``: (start, width) of each categorical column's one-hot group, in conditional order."""
+        self.G, self.D, self.gp = G, D, gp
+        # conditional-loss groups: columns of equal width handled together, like the output activations
+        self.cond_groups: list[tuple[int, Tensor, Tensor]] = []
+        by_width: dict[int, list[int]] = {}
+        for j, (_start, w) in enumerate(discrete):
+            by_width.setdefault(w, []).append(j)
+        for w, cols in sorted(by_width.items()):
+            idx = torch.tensor([[discrete[j][0] + k for k in range(w)] for j in cols], dtype=torch.long)
+            self.cond_groups.append((w, idx, torch.tensor(cols, dtype=torch.long)))
+
+    def generate(self, batch: Batch) -> dict[str, Tensor]:
+        c = batch["c"]
+        z = torch.randn(c.shape[0], self.G.z_dim, device=c.device)
+        x, raw = self.G(z, c)
+        return {"x": x, "raw": raw}
+
+    def d_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
+        real = torch.cat([batch["x"], batch["c"]], dim=1)
+        fk = torch.cat([fake["x"], batch["c"]], dim=1)
+        real_out, fake_out = self.D(real), self.D(fk)
+        adv = losses.wasserstein_d(real_out, fake_out)
+        gp = losses.gradient_penalty(self.D.body, self.D.packed(real), self.D.packed(fk))
+        loss = adv + self.gp * gp
+        return loss, {"loss_d": loss.detach(), "loss_d_adv": adv.detach(), "gp": gp.detach(),
+                      "critic_real": real_out.detach().mean(), "critic_fake": fake_out.detach().mean()}
+
+    def g_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
+        adv = losses.wasserstein_g(self.D(torch.cat([fake["x"], batch["c"]], dim=1)))
+        cond = self.cond_loss(fake["raw"], batch["col"], batch["cat"])
+        loss = adv + cond
+        return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_cond": cond.detach()}
+
+    def cond_loss(self, raw: Tensor, col: Tensor, cat: Tensor) -> Tensor:
+        """Cross-entropy of the generated logits of each row's chosen column against its chosen category."""
+        total = raw.new_zeros(())
+        for w, idx, cols in self.cond_groups:
+            idx, cols = idx.to(raw.device), cols.to(raw.device)
+            logits = raw[:, idx.flatten()].view(raw.shape[0], len(cols), w)
+            chosen = col[:, None] == cols[None, :]  # (B, k)
+            target = torch.where(chosen, cat[:, None], torch.zeros_like(cat)[:, None])
+            ce = F.cross_entropy(logits.reshape(-1, w), target.reshape(-1), reduction="none")
+            total = total + (ce.view_as(chosen) * chosen).sum()
+        return total / raw.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the user-facing synthesizer
+
+
+class TabularGAN:
+    """A conditional tabular GAN with the scikit-learn / ctgan shape: ``fit``, ``sample``, ``save``, ``load``."""
+
+    def __init__(self, **config: Any):
+        self.config = TabularConfig.from_dict(config)
+        self.types: dict[str, str] = {}
+        self.transformer: TableTransformer | None = None
+        self.G: TabularGenerator | None = None
+        self.fit_info: dict[str, Any] = {}
+        self._cat_probs: list[list[float]] = []  # real category frequencies of each discrete column
+
+    # -- building ----------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg, tr = self.config, self.transformer
+        spans = [(s.start, s.width, s.act) for s in tr.spans]
+        discrete = tr.discrete_spans()
+        self.G = TabularGenerator(cfg.z_dim, sum(s.width for s in discrete), spans, tr.output_dim,
+                                  hidden=cfg.g_dims, tau=cfg.tau)
+
+    @property
+    def discrete_columns(self) -> list[str]:
+        return [s.column for s in self.transformer.discrete_spans()] if self.transformer else []
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, discrete_columns: list[str] | None = None,
+            column_types: dict[str, str] | None = None, run_dir: str | Path | None = None) -> TabularGAN:
+        """Learn the table ``data``. Types are inferred unless given (``discrete_columns`` as in ctgan,
+        or ``column_types={"col": kind}``); see ``self.types`` for what was used. ``run_dir`` keeps the
+        engine's logs and checkpoint (a temporary folder otherwise)."""
+        cfg = self.config
+        t0 = time.time()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        device = resolve_device(cfg.device)
+        self.types = infer_types(data, discrete_columns, column_types)
+        if cfg.constraints:
+            share = float(constraint_mask(data, cfg.constraints).mean())
+            if share < 0.99:
+                raise UserError(f"only {share:.0%} of the training rows satisfy the constraints "
+                                f"{cfg.constraints}; check them")
+        self.transformer = TableTransformer.fit(data, self.types, cfg.max_modes, cfg.seed)
+        encoded = torch.from_numpy(self.transformer.transform(data, seed=cfg.seed)).to(device)
+        discrete = self.transformer.discrete_spans()
+        batches = ConditionalBatches(encoded, discrete, cfg.batch_size, seed=cfg.seed, log_frequency=cfg.log_frequency)
+        self._cat_probs = [batches.true_probs[j, : s.width].tolist() for j, s in enumerate(discrete)]
+        self._build()
+        D = PackedCritic(self.transformer.output_dim + batches.cond_dim, cfg.d_dims, cfg.pack)
+        self.G, D = self.G.to(device), D.to(device)
+        task = TabularTask(self.G, D, [(s.start, s.width) for s in discrete], cfg.gp)
+        steps = cfg.epochs * max(len(data) // cfg.batch_size, 1)
+        train = TrainConfig(steps=steps, n_critic=cfg.n_critic, ema=cfg.ema, seed=cfg.seed, device=cfg.device,
+                            z_dim=cfg.z_dim, threads=cfg.threads)
+        opt = [OptimConfig(name="adam", lr=lr, beta1=cfg.betas[0], beta2=cfg.betas[1],
+                           weight_decay=cfg.weight_decay) for lr in (cfg.lr_g, cfg.lr_d)]
+        log = LogConfig(every=max(1, min(50, steps)), sample_every=10**9, checkpoint_every=steps, keep_last=1,
+                        progress=cfg.verbose)
+        meta = {"kind": "tabular", "config": dataclasses.asdict(cfg), "types": self.types}
+        tmp = None
+        if run_dir is None:
+            tmp = tempfile.mkdtemp(prefix="gankit-tabular-")
+            run_dir = tmp
+        try:
+            trainer = Trainer(task, batches, Path(run_dir), train, opt[0], opt[1], log, meta,
+                              d_output="critic")
+            summary = trainer.fit(steps)
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if summary.get("interrupted"):
+            raise KeyboardInterrupt
+        self.G = trainer.G_ema.eval()
+        self.fit_info = {"rows": len(data), "steps": steps, "fit_seconds": round(time.time() - t0, 3),
+                         "train_seconds": summary["train_seconds"], "last": summary.get("last", {})}
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.G is None or self.transformer is None:
+            raise UserError("the model is not fitted; call fit() or TabularGAN.load() first")
+
+    # -- sampling ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _generate(self, n: int, cond: Tensor) -> pd.DataFrame:
+        device = next(self.G.parameters()).device
+        outs = []
+        for i in range(0, n, 4096):
+            c = cond[i : i + 4096].to(device)
+            z = torch.randn(c.shape[0], self.G.z_dim, device=device)
+            x, _ = self.G(z, c, hard=True)
+            outs.append(x.cpu())
+        return self.transformer.inverse_transform(torch.cat(outs).numpy())
+
+    def _conds(self, n: int, gen: torch.Generator, fixed: tuple[int, int] | None) -> Tensor:
+        widths = [len(p) for p in self._cat_probs]
+        dim = sum(widths)
+        c = torch.zeros(n, dim)
+        if not widths:
+            return c
+        offsets = np.cumsum([0] + widths[:-1])
+        if fixed is not None:
+            j, k = fixed
+            c[:, offsets[j] + k] = 1.0
+            return c
+        # unconditional: a random column, and its category at the real frequency
+        col = torch.randint(len(widths), (n,), generator=gen)
+        probs = torch.zeros(len(widths), max(widths))
+        for j, p in enumerate(self._cat_probs):
+            probs[j, : len(p)] = torch.tensor(p)
+        cat = torch.multinomial(probs[col], 1, generator=gen).squeeze(1)
+        c[torch.arange(n), torch.as_tensor(offsets)[col] + cat] = 1.0
+        return c
+
+    def sample(self, n: int, conditions: dict[str, Any] | None = None, seed: int | None = None,
+               constraints: list[str] | None = None, max_tries: int = 50) -> pd.DataFrame:
+        """``n`` synthetic rows. ``conditions={"col": value}`` fixes categorical/boolean columns (the
+        first through the conditional vector, all by rejection); ``constraints`` (default: those of the
+        config) are kept by rejection. The same seed gives the same rows."""
+        self._check_fitted()
+        if n <= 0:
+            raise UserError(f"the number of rows must be positive, got {n}")
+        conditions = dict(conditions or {})
+        constraints = list(self.config.constraints if constraints is None else constraints)
+        for c in constraints:
+            parse_constraint(c)
+        wanted = {}
+        for col, value in conditions.items():
+            index = self.transformer.category_index(col, value)  # checks the column and the value
+            wanted[col] = self.transformer.column(col)["categories"][index]
+        fixed = None
+        if wanted:
+            first = next(iter(wanted))
+            j = self.discrete_columns.index(first)
+            fixed = (j, self.transformer.category_index(first, conditions[first]))
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.G.eval()
+        kept, have = [], 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            for _ in range(max_tries):
+                chunk = max(n - have, 64) if not (wanted or constraints) else max(2 * (n - have), 256)
+                df = self._generate(chunk, self._conds(chunk, gen, fixed))
+                ok = constraint_mask(df, constraints) if constraints else np.ones(len(df), dtype=bool)
+                for col, value in wanted.items():
+                    ok &= df[col].isna().to_numpy() if value is None else (df[col] == value).to_numpy()
+                if ok.any():
+                    kept.append(df[ok])
+                    have += int(ok.sum())
+                if have >= n:
+                    break
+        if have < n:
+            raise UserError(f"could draw only {have} of {n} rows meeting the conditions {conditions} and "
+                            f"constraints {constraints} in {max_tries} tries; they may be too rare")
+        out = pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+        return out.astype({c: df[c].dtype for c in out.columns}, errors="ignore")
+
+    # -- saving ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/model.safetensors`` (generator weights) and ``path/model.json`` (everything else)."""
+        from safetensors.torch import save as st_save
+
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path}: exists and is not a folder")
+        weights = st_save({k: v.detach().contiguous().cpu() for k, v in self.G.state_dict().items()})
+        meta = {"format": FORMAT, "version": 1, "config": dataclasses.asdict(self.config), "types": self.types,
+                "transformer": self.transformer.to_dict(), "category_probs": self._cat_probs,
+                "fit": self.fit_info, "weights_sha256": ckpt.sha256(weights)}
+        ckpt.atomic_write_bytes(path / MODEL_WEIGHTS, weights)
+        ckpt.atomic_write_json(path / MODEL_JSON, meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> TabularGAN:
+        """A model written by :meth:`save` (or a ``gankit tabular fit`` run folder)."""
+        path = Path(path)
+        if not (path / MODEL_JSON).is_file():
+            raise UserError(f"{path}: not a tabular model folder (no {MODEL_JSON})")
+        try:
+            meta = json.loads((path / MODEL_JSON).read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{path / MODEL_JSON}: not valid JSON") from None
+        if meta.get("format") != FORMAT:
+            raise UserError(f"{path / MODEL_JSON}: not a gankit tabular model")
+        raw = (path / MODEL_WEIGHTS).read_bytes() if (path / MODEL_WEIGHTS).is_file() else b""
+        if ckpt.sha256(raw) != meta.get("weights_sha256"):
+            raise UserError(f"{path / MODEL_WEIGHTS}: missing, or its SHA-256 does not match {MODEL_JSON}")
+        tensors = ckpt.read_safetensors(raw, str(path / MODEL_WEIGHTS))
+        self = cls(**{**meta["config"], "device": device})
+        self.types = meta["types"]
+        self.transformer = TableTransformer.from_dict(meta["transformer"])
+        self._cat_probs = meta["category_probs"]
+        self.fit_info = meta.get("fit", {})
+        self._build()
+        ckpt.load_module("G", self.G, {f"G.{k}": v for k, v in tensors.items()}, str(path))
+        self.G = self.G.to(resolve_device(device)).eval()
+        return self

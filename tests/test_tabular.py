@@ -1,0 +1,271 @@
+"""Tabular GAN: types, the reversible encoding, training-by-sampling, the model API, metrics, report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gankit.data.table_sampler import ConditionalBatches
+from gankit.data.table_transform import TableTransformer
+from gankit.data.tables import infer_types, read_csv
+from gankit.errors import UserError
+from gankit.metrics.tabular import evaluate, fidelity, privacy
+from gankit.tasks.tabular import TabularGAN, constraint_mask
+
+SMALL = dict(epochs=3, batch_size=50, z_dim=16, g_dims=[32], d_dims=[32], pack=5, max_modes=3, verbose=False,
+             threads=1)
+
+
+def mixed_table(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "amount": np.concatenate([rng.normal(10, 1, n // 2), rng.normal(50, 2, n - n // 2)]).round(2),
+        "count": rng.integers(0, 1000, n),
+        "colour": rng.choice(["red", "green", "blue", "violet"], n, p=[0.5, 0.3, 0.15, 0.05]),
+        "member": rng.choice([True, False], n),
+        "joined": pd.to_datetime("2021-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
+    })
+    df["limit"] = df["amount"] + rng.uniform(0, 5, n).round(2)
+    df.loc[rng.random(n) < 0.15, "amount"] = np.nan
+    df["colour"] = df["colour"].astype(object)
+    df.loc[rng.random(n) < 0.1, "colour"] = np.nan
+    df["joined"] = df["joined"].astype(object)
+    df.loc[rng.random(n) < 0.1, "joined"] = None
+    return df
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[TabularGAN, pd.DataFrame]:
+    df = mixed_table()
+    return TabularGAN(**SMALL, constraints=["amount <= limit"]).fit(df), df
+
+
+# ---------------------------------------------------------------------------------------------
+# types and reading
+
+
+def test_infer_types_every_kind(tmp_path):
+    df = mixed_table()
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    types = infer_types(read_csv(path))
+    assert types == {"amount": "continuous", "count": "integer", "colour": "categorical", "member": "boolean",
+                     "joined": "datetime", "limit": "continuous"}
+    codes = pd.DataFrame({"rating": [1, 2, 3, 4, 5] * 4, "yes": ["yes", "no"] * 10, "x": np.arange(20) / 3})
+    assert infer_types(codes) == {"rating": "categorical", "yes": "boolean", "x": "continuous"}
+    assert infer_types(codes, discrete_columns=["x"])["x"] == "categorical"
+    assert infer_types(codes, column_types={"rating": "integer"})["rating"] == "integer"
+    with pytest.raises(UserError, match="no column 'nope'"):
+        infer_types(codes, discrete_columns=["nope"])
+    with pytest.raises(UserError, match="unknown type"):
+        infer_types(codes, column_types={"x": "float"})
+    with pytest.raises(UserError, match="non-numeric"):
+        infer_types(pd.DataFrame({"a": ["x", "y", "z"]}), column_types={"a": "integer"})
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"a,b\n", "no data rows"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a CSV"),
+    (b"PK\x03\x04zipdata", "not a CSV"),
+])
+def test_read_csv_refuses_bad_files(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        read_csv(path)
+
+
+def test_read_csv_encodings(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeffname,score\nJosé,1\nZoë,2\n".encode("utf-8"))
+    df = read_csv(tmp_path / "bom.csv")
+    assert list(df.columns) == ["name", "score"] and df["name"][0] == "José"
+    (tmp_path / "latin.csv").write_bytes("name,score\nJosé,1\nZoë,2\n".encode("latin-1"))
+    assert read_csv(tmp_path / "latin.csv")["name"][1] == "Zoë"
+    (tmp_path / "u16.csv").write_bytes("name,score\nA,1\nB,2\n".encode("utf-16"))
+    assert list(read_csv(tmp_path / "u16.csv").columns) == ["name", "score"]
+    with pytest.raises(UserError, match="not found"):
+        read_csv(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("df, message", [
+    (pd.DataFrame({"a": [1.0], "b": ["x"]}), "1 row"),
+    (pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "x", "x"]}), "column 'b' is constant"),
+    (pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [np.nan] * 3}), "column 'b' is entirely missing"),
+    (pd.DataFrame(index=range(3)), "no columns"),
+])
+def test_unusable_tables(df, message):
+    with pytest.raises(UserError, match=message):
+        TabularGAN(**SMALL).fit(df)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding
+
+
+def test_transformer_round_trip_every_type_with_missing_values():
+    df = mixed_table(200)
+    types = infer_types(df)
+    tr = TableTransformer.fit(df, types, max_modes=5, seed=0)
+    encoded = tr.transform(df, seed=0)
+    assert encoded.shape == (len(df), tr.output_dim) and encoded.dtype == np.float32
+    back = tr.inverse_transform(encoded)
+    assert list(back.columns) == list(df.columns)
+    for col in df.columns:
+        pd.testing.assert_series_equal(back[col].isna(), df[col].isna(), check_names=False)
+    ok = df["amount"].notna()
+    np.testing.assert_allclose(back["amount"][ok], df["amount"][ok], atol=1e-6)
+    assert (back["count"] == df["count"]).all() and back["count"].dtype == np.int64
+    assert back["colour"].fillna("<na>").tolist() == df["colour"].fillna("<na>").tolist()
+    assert back["member"].dtype == bool and (back["member"] == df["member"]).all()
+    joined = pd.to_datetime(df["joined"])
+    assert (back["joined"][joined.notna()] == joined[joined.notna()]).all()
+    # the JSON form rebuilds the same decoder
+    again = TableTransformer.from_dict(json.loads(json.dumps(tr.to_dict())))
+    pd.testing.assert_frame_equal(again.inverse_transform(encoded), back)
+
+
+def test_inverse_transform_keeps_ranges_and_integers():
+    df = mixed_table(200)
+    tr = TableTransformer.fit(df, infer_types(df), max_modes=5)
+    noise = np.random.default_rng(0).normal(0, 3, (500, tr.output_dim))
+    out = tr.inverse_transform(noise)
+    assert out["amount"].min() >= df["amount"].min() and out["amount"].max() <= df["amount"].max()
+    assert out["count"].min() >= df["count"].min() and out["count"].max() <= df["count"].max()
+    assert np.allclose(out["amount"].dropna(), out["amount"].dropna().round(2))
+
+
+def test_mode_specific_normalisation_finds_two_modes():
+    df = pd.DataFrame({"x": np.r_[np.random.default_rng(0).normal(0, 1, 300), np.random.default_rng(1).normal(20, 1, 300)]})
+    spec = TableTransformer.fit(df, {"x": "continuous"}, max_modes=10).columns[0]
+    big = sorted(m for m, w in zip(spec["means"], spec["weights"]) if w > 0.2)
+    assert len(big) == 2 and abs(big[0]) < 1 and abs(big[1] - 20) < 1
+
+
+def test_training_by_sampling_matches_rows_and_boosts_rare_categories():
+    df = pd.DataFrame({"c": ["a"] * 950 + ["b"] * 50, "x": np.arange(1000.0)})
+    tr = TableTransformer.fit(df, {"c": "categorical", "x": "continuous"}, max_modes=2)
+    x = torch.from_numpy(tr.transform(df))
+    batches = ConditionalBatches(x, tr.discrete_spans(), batch_size=4000, seed=0)
+    b = next(batches)
+    span = tr.discrete_spans()[0]
+    real_cat = b["x"][:, span.start : span.start + span.width].argmax(1)
+    assert torch.equal(real_cat, b["cat"]) and torch.equal(b["c"].argmax(1), b["cat"])
+    rare = (b["cat"] == 1).float().mean().item()
+    expected = np.log1p(50) / (np.log1p(50) + np.log1p(950))
+    assert abs(rare - expected) < 0.03  # log-frequency, far above the real 5 %
+    state = batches.state_dict()
+    first = next(batches)
+    batches.load_state_dict(state)
+    assert torch.equal(next(batches)["x"], first["x"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+def test_fit_reports_types_and_samples_in_original_types(fitted):
+    gan, df = fitted
+    assert gan.types["joined"] == "datetime" and gan.types["member"] == "boolean"
+    s = gan.sample(300, seed=0)
+    assert list(s.columns) == list(df.columns) and len(s) == 300
+    assert s["count"].dtype == np.int64 and s["member"].dtype == bool
+    assert pd.api.types.is_datetime64_any_dtype(s["joined"])
+    assert set(s["colour"].dropna()) <= {"red", "green", "blue", "violet"}
+    assert s["count"].between(df["count"].min(), df["count"].max()).all()
+    assert (s["amount"].dropna() <= s["limit"][s["amount"].notna()]).all()  # the constraint
+
+
+def test_conditional_sampling_yields_requested_values(fitted):
+    gan, _ = fitted
+    assert (gan.sample(40, conditions={"colour": "violet"}, seed=1)["colour"] == "violet").all()
+    both = gan.sample(20, conditions={"member": "true", "colour": "blue"}, seed=2)
+    assert both["member"].all() and (both["colour"] == "blue").all()
+    with pytest.raises(UserError, match="no value 'purple'"):
+        gan.sample(5, conditions={"colour": "purple"})
+    with pytest.raises(UserError, match="categorical and boolean columns only"):
+        gan.sample(5, conditions={"amount": 3})
+    with pytest.raises(UserError, match="no column 'nope'"):
+        gan.sample(5, conditions={"nope": 1})
+
+
+def test_save_load_gives_identical_samples(fitted, tmp_path):
+    gan, _ = fitted
+    gan.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
+    loaded = TabularGAN.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.sample(100, seed=7), gan.sample(100, seed=7))
+    assert not gan.sample(50, seed=7).equals(gan.sample(50, seed=8))
+    raw = bytearray((tmp_path / "m" / "model.safetensors").read_bytes())
+    raw[-1] ^= 0xFF
+    (tmp_path / "m" / "model.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="SHA-256"):
+        TabularGAN.load(tmp_path / "m")
+    with pytest.raises(UserError, match="not a tabular model"):
+        TabularGAN.load(tmp_path)
+
+
+def test_config_and_constraint_errors():
+    with pytest.raises(UserError, match="unknown tabular option 'epoch'"):
+        TabularGAN(epoch=3)
+    with pytest.raises(UserError, match="multiple of pack"):
+        TabularGAN(batch_size=55)
+    with pytest.raises(UserError, match="expected 'column OP"):
+        TabularGAN(constraints=["a ~ b"])
+    df = pd.DataFrame({"a": [1, 2, np.nan], "b": [2, 1, 0]})
+    assert constraint_mask(df, ["a <= b"]).tolist() == [True, False, True]
+    assert constraint_mask(df, ["b > 0.5"]).tolist() == [True, True, False]
+    with pytest.raises(UserError, match="neither a column nor a number"):
+        constraint_mask(df, ["a <= c"])
+    with pytest.raises(UserError, match="not fitted"):
+        TabularGAN().sample(3)
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics and report
+
+
+def test_fidelity_is_one_for_identical_tables_and_lower_for_noise():
+    df = mixed_table(300)
+    types = infer_types(df)
+    same = fidelity(df, df.copy(), types)
+    assert same["overall"] == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    broken = df.apply(lambda c: c.sample(frac=1, random_state=1).to_numpy())  # kills pair trends only
+    broken["count"] = rng.integers(0, 10, len(df))  # and one column's shape
+    worse = fidelity(df, broken, types)
+    assert worse["column_shapes"]["count"] < 0.2 and worse["column_shapes"]["colour"] == pytest.approx(1.0)
+    assert worse["pair_trend_score"] < same["pair_trend_score"] and worse["overall"] < 0.95
+
+
+def test_evaluate_keys_and_privacy_figures(fitted):
+    gan, df = fitted
+    types = gan.types
+    holdout = mixed_table(80, seed=5)
+    res = evaluate(df, gan.sample(120, seed=0), types, holdout, ["member", "count"])
+    assert set(res) == {"rows", "fidelity", "utility", "privacy"}
+    assert set(res["fidelity"]) >= {"overall", "column_shape_score", "pair_trend_score", "column_shapes",
+                                    "pair_trends"}
+    assert res["utility"]["member"]["metric"] == "macro_f1" and res["utility"]["count"]["metric"] == "r2"
+    assert set(res["utility"]["member"]["synthetic"]) == {"logistic_regression", "random_forest"}
+    assert set(res["privacy"]) >= {"exact_copies_share", "dcr_synthetic_median", "dcr_holdout_median", "dcr_ratio"}
+    copies = privacy(df, df, types, holdout)
+    assert copies["exact_copies_share"] == 1.0 and copies["dcr_synthetic_median"] == 0.0
+    with pytest.raises(UserError, match="needs a real holdout"):
+        evaluate(df, df, types, None, ["member"])
+
+
+def test_report_html_has_scores_and_plots(fitted):
+    from gankit.report_tabular import render
+
+    gan, df = fitted
+    synth = gan.sample(100, seed=0)
+    res = evaluate(df, synth, gan.types, mixed_table(60, seed=3), ["member"])
+    page = render(res, df, synth, gan.types)
+    assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
+    for word in ("Fidelity", "Utility", "Privacy", "amount", "logistic_regression", "exact_copies_share"):
+        assert word in page
