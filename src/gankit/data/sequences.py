@@ -106,14 +106,13 @@ class Vocab:
 
 def encode_all(seqs: list[list[str]], vocab: Vocab, max_len: int, name: str = "data") -> Tensor:
     """(N, max_len) int64 ids, each sequence followed by <eos> and padded. ``max_len`` counts the <eos>."""
-    out = torch.full((len(seqs), max_len), PAD, dtype=torch.long)
+    out = np.full((len(seqs), max_len), PAD, dtype=np.int64)
     for i, s in enumerate(seqs):
         if len(s) + 1 > max_len:
             raise UserError(f"{name}: sequence {i + 1} has {len(s)} tokens, more than the model's maximum "
                             f"of {max_len - 1}")
-        ids = vocab.encode(s)
-        out[i, : len(ids)] = torch.tensor(ids)
-    return out
+        out[i, : len(s) + 1] = vocab.encode(s)
+    return torch.from_numpy(out)
 
 
 def tokenize(text: str, level: str) -> list[str]:

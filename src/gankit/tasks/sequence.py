@@ -315,8 +315,6 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
     out = Path(out)
     if (out / "checkpoints" / ckpt.MANIFEST).exists():
         raise UserError(f"{out} already holds a run; choose another --out")
-    started = time.time()
-    deadline = started + cfg.seconds if cfg.seconds > 0 else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -326,7 +324,7 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
             raise UserError("--model pianoroll-gan needs MIDI data (--kind midi)")
         cfg.kind = "midi"
         data = sq.load_sequences(source, "midi", bars=cfg.bars, rolls=True)
-        return _fit_pianoroll(data, out, cfg, deadline, device)
+        return _fit_pianoroll(data, out, cfg, device)
     data = sq.load_sequences(source, cfg.kind, cfg.level, bars=cfg.bars)
     cfg.kind, cfg.level = data.kind, data.level
     train_idx, held_idx = split(len(data.seqs), cfg.heldout, cfg.seed)
@@ -357,6 +355,8 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
             "data": {"source": str(source), "name": data.name, "kind": data.kind, "level": data.level,
                      "train": len(train_seqs), "heldout": len(held_seqs)}}
 
+    started = time.time()  # the time budget counts training only, not reading and encoding the data
+    deadline = started + cfg.seconds if cfg.seconds > 0 else None
     G = build_lm(cfg, len(vocab), cfg.max_len).to(device)
     summary: dict[str, Any] = {"model": cfg.model, "data": meta["data"], "max_len": cfg.max_len,
                                "vocab_size": len(vocab)}
@@ -407,8 +407,7 @@ def _run_engine(task: Any, x: Tensor, out: Path, cfg: SequenceConfig, meta: dict
     return {k: result[k] for k in ("step", "train_seconds", "stop_reason")} | {"last": result.get("last", {})}
 
 
-def _fit_pianoroll(data: sq.SequenceData, out: Path, cfg: SequenceConfig, deadline: float | None,
-                   device: torch.device) -> dict[str, Any]:
+def _fit_pianoroll(data: sq.SequenceData, out: Path, cfg: SequenceConfig, device: torch.device) -> dict[str, Any]:
     rolls = data.rolls
     assert rolls is not None
     train_idx, held_idx = split(len(rolls), cfg.heldout, cfg.seed)
@@ -424,6 +423,7 @@ def _fit_pianoroll(data: sq.SequenceData, out: Path, cfg: SequenceConfig, deadli
     G, D = build_pianoroll(cfg)
     task = PianorollGAN(G.to(device), D.to(device), cfg)
     started = time.time()
+    deadline = started + cfg.seconds if cfg.seconds > 0 else None
     summary = {"model": cfg.model, "data": meta["data"], "shape": list(rolls.shape[1:]),
                "adversarial": _run_engine(task, x, out, cfg, meta, deadline, device)}
     summary["seconds"] = round(time.time() - started, 2)
