@@ -3,7 +3,8 @@
 A checkpoint is two files, ``step-00001000.safetensors`` and ``step-00001000.json``. The manifest
 ``checkpoints/manifest.json`` is rewritten (atomically) only after both are complete and lists each
 checkpoint with its SHA-256, so a crash at any moment leaves the previous checkpoints usable. Nothing
-here ever unpickles.
+here ever unpickles: weights are parsed by safetensors (a header of JSON and raw numbers), everything
+else by ``json``, and file names read from a manifest are refused if they would leave its folder.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,38 +87,69 @@ def load_safetensors_file(path: Path) -> dict[str, Tensor]:
     return read_safetensors(path.read_bytes(), str(path))
 
 
-def _inside(folder: Path, name: str) -> Path:
-    """Resolve a file name from a manifest, refusing anything that would leave ``folder``."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise UserError(f"{folder / MANIFEST}: refusing unsafe file name {name!r}")
-    return folder / name
+def inside(folder: Path, name: Any, source: str | Path | None = None) -> Path:
+    """``folder / name`` for a plain file name read from a manifest or a config; anything that could
+    leave ``folder`` (a path separator, ``..``, a hidden or absolute name, a symlink pointing out) is a
+    :class:`UserError` naming ``source``."""
+    folder = Path(folder)
+    bad = (not isinstance(name, str) or not name or "/" in name or "\\" in name or "\x00" in name
+           or name.startswith(".") or ":" in name)
+    if not bad:
+        path = folder / name
+        if not path.is_symlink() or path.resolve().parent == folder.resolve():
+            return path
+    raise UserError(f"{source or folder}: refusing file name {name!r} (it would leave {folder})")
+
+
+_ENTRY_KEYS = {"weights": str, "meta": str, "sha256": str, "meta_sha256": str}
 
 
 def read_manifest(ckpt_dir: Path) -> list[dict[str, Any]]:
-    path = ckpt_dir / MANIFEST
+    """The manifest's checkpoint entries, oldest first ([] when there is no manifest)."""
+    path = Path(ckpt_dir) / MANIFEST
     if not path.is_file():
         return []
     try:
-        entries = json.loads(path.read_text())["checkpoints"]
-        assert isinstance(entries, list)
-    except Exception:
-        raise UserError(f"{path}: corrupt manifest") from None
+        entries = json.loads(path.read_bytes())["checkpoints"]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UserError(f"{path}: corrupt manifest (not the JSON gankit writes)") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: corrupt manifest ('checkpoints' is not a list)")
+    for e in entries:
+        if (not isinstance(e, dict) or type(e.get("step")) is not int
+                or any(not isinstance(e.get(k), t) for k, t in _ENTRY_KEYS.items())):
+            raise UserError(f"{path}: corrupt manifest (bad entry {str(e)[:80]})")
+        for key in ("weights", "meta"):
+            inside(ckpt_dir, e[key], path)
     return entries
+
+
+class Meta(dict):
+    """A checkpoint's JSON: a missing key is a :class:`UserError` naming the file, not a KeyError."""
+
+    def __init__(self, data: dict[str, Any], source: str):
+        super().__init__(data)
+        self.source = source
+
+    def __missing__(self, key: str) -> Any:
+        raise UserError(f"{self.source}: no '{key}' entry (not a gankit checkpoint, or a damaged one)")
 
 
 def verify(ckpt_dir: Path, entry: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Load one manifest entry, checking both files' SHA-256 against the manifest."""
-    weights_path = _inside(ckpt_dir, entry.get("weights"))
-    meta_path = _inside(ckpt_dir, entry.get("meta"))
+    weights_path = inside(ckpt_dir, entry.get("weights"), ckpt_dir / MANIFEST)
+    meta_path = inside(ckpt_dir, entry.get("meta"), ckpt_dir / MANIFEST)
     if not weights_path.is_file() or not meta_path.is_file():
         raise UserError(f"{ckpt_dir}: checkpoint of step {entry.get('step')} is missing a file")
     weights, meta_bytes = weights_path.read_bytes(), meta_path.read_bytes()
     if sha256(weights) != entry.get("sha256") or sha256(meta_bytes) != entry.get("meta_sha256"):
         raise UserError(f"{weights_path}: SHA-256 does not match the manifest (corrupt or altered file)")
     try:
-        meta = json.loads(meta_bytes)
-    except json.JSONDecodeError:
+        meta = json.loads(meta_bytes, object_hook=lambda d: Meta(d, str(meta_path)))
+    except (ValueError, RecursionError):
         raise UserError(f"{meta_path}: not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_path}: expected a JSON object")
     return read_safetensors(weights, str(weights_path)), meta
 
 
@@ -142,10 +176,16 @@ def save_checkpoint(ckpt_dir: Path, step: int, tensors: dict[str, Tensor], meta:
     dropped = regular[:-keep_last] if keep_last > 0 else []
     kept = [e for e in entries if e not in dropped]
     atomic_write_json(ckpt_dir / MANIFEST, {"checkpoints": kept})
-    # Only after the manifest no longer names them are old files removed.
-    for e in dropped:
-        for key in ("weights", "meta"):
-            (ckpt_dir / e[key]).unlink(missing_ok=True)
+    # Only after the manifest no longer names them are old files removed, together with what a crash
+    # may have left: temporary files and checkpoints written but never entered in the manifest.
+    named = {e[key] for e in kept for key in ("weights", "meta")}
+    for path in ckpt_dir.iterdir():
+        if (_STALE.fullmatch(path.name) and path.name not in named) or _TEMP.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+
+
+_STALE = re.compile(r"step-\d{8}\.(safetensors|json)")
+_TEMP = re.compile(r"\..+\.tmp")
 
 
 def load_latest(ckpt_dir: Path, step: int | None = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -160,12 +200,13 @@ def load_latest(ckpt_dir: Path, step: int | None = None) -> tuple[dict[str, Tens
     errors = []
     for entry in reversed(entries):
         try:
-            return verify(ckpt_dir, entry)
+            loaded = verify(ckpt_dir, entry)
         except UserError as exc:
             errors.append(str(exc))
-            import warnings
-
-            warnings.warn(f"skipping a bad checkpoint: {exc}", stacklevel=2)
+            continue
+        for error in errors:  # warn only when falling back: a refusal stays one line
+            warnings.warn(f"skipping a bad checkpoint: {error}", stacklevel=2)
+        return loaded
     raise UserError(f"no valid checkpoint in {ckpt_dir}: {errors[0]}")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -78,6 +80,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     z_dim: int = 64
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    nonfinite: str = "skip"  # NaN/inf loss or gradient: skip (drop that update) | rollback | stop
 
 
 @dataclass
@@ -136,7 +139,11 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        """Write YAML atomically (temporary file, then rename), so a crash never leaves half a config."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.to_yaml())
+        os.replace(tmp, path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
@@ -191,6 +198,8 @@ class Config:
                 f"data.batch_size ({self.data.batch_size}) must be divisible by d.pack x train.accumulate "
                 f"({self.d.pack} x {self.train.accumulate})"
             )
+        if self.train.nonfinite not in ("skip", "rollback", "stop"):
+            raise UserError(f"train.nonfinite must be skip, rollback or stop, got '{self.train.nonfinite}'")
         if self.health.on_failure not in ("warn", "stop", "rollback"):
             raise UserError(f"health.on_failure must be warn, stop or rollback, got '{self.health.on_failure}'")
         if self.eval.every < 0:
@@ -231,13 +240,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            number = float(value) if abs(value) < 1e308 else math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise UserError(f"{key}: expected a finite number, got {value!r}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -253,6 +267,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "", where: str = "config") -> Any:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys with a suggestion."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping{f' for {prefix[:-1]!r}' if prefix else ''}, got {data!r:.60}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}

@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -58,8 +59,10 @@ def split(batch: Batch, parts: int) -> list[Batch]:
 
 def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
                      batches: Iterator[Batch], step: int, n_critic: int = 1, accumulate: int = 1,
-                     measure: Callable[[str, nn.Module], Logs] | None = None) -> Logs:
-    """One generator update preceded by ``n_critic`` discriminator updates. Returns detached logs."""
+                     measure: Callable[[str, nn.Module], Logs] | None = None,
+                     guard: Callable[[str, Tensor, nn.Module], bool] | None = None) -> Logs:
+    """One generator update preceded by ``n_critic`` discriminator updates. Returns detached logs.
+    ``guard(phase, loss, net)``, called before each optimizer step, may veto it (non-finite policy)."""
     logs: Logs = {}
     task.D.requires_grad_(True)
     for _ in range(n_critic):
@@ -72,7 +75,8 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
             (loss_d / accumulate).backward()
         if measure:
             logs.update(measure("d", task.D))
-        opt_d.step()
+        if guard is None or guard("d", loss_d, task.D):
+            opt_d.step()
     logs.update(logs_d)
 
     task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
@@ -83,7 +87,8 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
         (loss_g / accumulate).backward()
     if measure:
         logs.update(measure("g", task.G))
-    opt_g.step()
+    if guard is None or guard("g", loss_g, task.G):
+        opt_g.step()
     task.D.requires_grad_(True)
     logs.update(logs_g)
     return logs
@@ -179,6 +184,9 @@ class Trainer:
         self.state = RunState()
         self._stop_signal: int | None = None
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self._skips = 0  # updates skipped in a row (train.nonfinite=skip)
+        self._first_nonfinite: Tensor | None = None  # rollback/stop: first bad step, on the device (-1: none)
+        self._nonfinite_rollbacks = 0
         # Optional: step -> factor on each group's base lr ("initial_lr", saved with the optimizer),
         # applied before every step (e.g. CycleGAN's constant-then-linear decay).
         self.lr_schedule: Callable[[int], float] | None = None
@@ -206,7 +214,15 @@ class Trainer:
                              keep_steps=self.best_steps)
 
     def resume(self) -> None:
+        """Continue from the newest valid checkpoint. A run killed before its first checkpoint starts
+        again from step 0 (the same seeds give the same run)."""
+        if not ckpt.read_manifest(self.ckpt_dir):
+            warnings.warn(f"{self.ckpt_dir}: no checkpoint yet, starting from step 0", stacklevel=2)
+            self._trim_logs()
+            self.event("resume", to_step=0)
+            return
         tensors, meta = ckpt.load_latest(self.ckpt_dir)
+        self._first_nonfinite, self._skips = None, 0
         name = str(self.ckpt_dir)
         for prefix, module in (("G", self.task.G), ("D", self.task.D), ("G_ema", self.G_ema)):
             ckpt.load_module(prefix, module, tensors, name)
@@ -219,11 +235,27 @@ class Trainer:
             self.batches.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("batches.")})
         self.state.step = int(meta["step"])
         self.state.history_s = float(meta.get("train_seconds", 0.0))
-        # metrics.jsonl may hold lines logged after this checkpoint by the interrupted session: drop them.
-        path = self.run_dir / "metrics.jsonl"
-        if path.exists():
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.state.step]
-            ckpt.atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+        self._trim_logs()
+        self.event("resume", to_step=self.state.step)
+
+    def _trim_logs(self) -> None:
+        """Drop what an interrupted session logged after the checkpoint being resumed (metrics.jsonl
+        lines beyond its step), any line a crash cut short, and temporary files it left."""
+        for tmp in self.run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for name, upto in (("metrics.jsonl", self.state.step), ("events.jsonl", None)):
+            path = self.run_dir / name
+            if not path.exists():
+                continue
+            keep = []
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and (upto is None or record.get("step", 0) <= upto):
+                    keep.append(line + "\n")
+            ckpt.atomic_write_bytes(path, "".join(keep).encode())
 
     # -- actions for hooks --------------------------------------------------------------------
     def event(self, kind: str, **details: Any) -> None:
@@ -250,6 +282,59 @@ class Trainer:
                     group["initial_lr"] *= lr_factor
         self.event("rollback", reason=reason, from_step=from_step, to_step=self.state.step,
                    lr_g=self.opt_g.param_groups[0]["lr"], lr_d=self.opt_d.param_groups[0]["lr"])
+        return True
+
+    # -- numerical faults (train.nonfinite) ---------------------------------------------------
+    MAX_SKIPS = 25  # updates skipped in a row before the skip policy gives up and stops the run
+    MAX_ROLLBACKS = 3
+
+    def _guard(self, phase: str, loss: Tensor, net: nn.Module) -> bool:
+        """Before an optimizer step: are the loss (of the last micro-batch) and the gradients finite?
+
+        ``skip`` must decide now, so it reads one flag from the device per phase: free on a CPU, one
+        synchronisation per phase on a GPU. ``rollback`` and ``stop`` keep the first bad step on the
+        device and act at the next logging step, where the loop synchronises anyway; meanwhile no
+        checkpoint is written."""
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        total = loss.detach().float().sum()
+        if grads:
+            total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
+        finite = torch.isfinite(total)
+        if self.train_cfg.nonfinite != "skip":
+            first = self._first_nonfinite
+            if first is None:
+                first = torch.full((), -1, dtype=torch.long, device=finite.device)
+            self._first_nonfinite = torch.where(finite | (first >= 0), first, self.state.step + 1)
+            return True
+        if finite:
+            self._skips = 0
+            return True
+        self._skips += 1
+        self.event("nonfinite", action="skip", phase=phase, at_step=self.state.step + 1)
+        if self._skips >= self.MAX_SKIPS:
+            self.request_stop(f"non-finite loss or gradients in {self._skips} updates in a row")
+        return False
+
+    def _nonfinite_step(self) -> int | None:
+        """rollback/stop policies: the first step with a non-finite loss or gradient since the start or
+        the last rollback, or None."""
+        if self._first_nonfinite is None:
+            return None
+        at = int(self._first_nonfinite)
+        return at if at >= 0 else None
+
+    def _act_on_nonfinite(self) -> bool:
+        """rollback/stop policies: act on a flagged fault. True if it did (rolled back or stopping)."""
+        at = self._nonfinite_step()
+        if at is None:
+            return False
+        reason = f"non-finite loss or gradients at step {at}"
+        self.event("nonfinite", action=self.train_cfg.nonfinite, at_step=at)
+        rollbacks_left = self._nonfinite_rollbacks < self.MAX_ROLLBACKS
+        if self.train_cfg.nonfinite == "rollback" and rollbacks_left and self.rollback(reason):
+            self._nonfinite_rollbacks += 1
+            return True
+        self.request_stop(reason)  # the flag stays set, so nothing after the fault is saved
         return True
 
     # -- signals ------------------------------------------------------------------------------
@@ -282,7 +367,7 @@ class Trainer:
                 if self.lr_schedule is not None:
                     self._apply_lr_schedule(step)
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
-                                        cfg.accumulate, grad_norms if measuring else None)
+                                        cfg.accumulate, grad_norms if measuring else None, self._guard)
                 ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
                 self.state.step = step = step + 1
                 for k, v in logs.items():
@@ -302,9 +387,10 @@ class Trainer:
                     record["d_output"] = self.d_output
                     record["nonfinite"] = int(not all(math.isfinite(v) for v in record.values()
                                                       if isinstance(v, float)))
-                    for hook in self.hooks:
-                        hook.on_log(self, record)
-                    if self.state.step != step:  # a hook rolled the run back: this record is void
+                    if not self._act_on_nonfinite():  # train.nonfinite rollback/stop act before the hooks
+                        for hook in self.hooks:
+                            hook.on_log(self, record)
+                    if self.state.step != step:  # rolled back (train.nonfinite or a hook): this record is void
                         metrics_file.close()
                         metrics_file = open(self.run_dir / "metrics.jsonl", "a")
                         sums, count, t_last, step_last = {}, 0, time.time(), self.state.step
@@ -318,9 +404,9 @@ class Trainer:
                                                                     "samples_per_s") if k in record})
                 if self.snapshot and (step % log.sample_every == 0 or step == steps):
                     self.snapshot(self.G_ema, self.run_dir / "samples" / f"step-{step:08d}.png")
-                if step % log.checkpoint_every == 0 or step == steps:
+                if (step % log.checkpoint_every == 0 or step == steps) and self._nonfinite_step() is None:
                     self.save()
-            if self._stop_signal is not None:
+            if self._stop_signal is not None and self._nonfinite_step() is None:
                 self.save()  # a health stop saves nothing: the last good checkpoints stay the newest  # stop cleanly: the work so far is kept and --resume continues it
         finally:
             bar.close()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
+from pathlib import Path
 
 from gankit.config import PRESETS, Config, all_keys, apply_overrides, preset
 
@@ -31,7 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from gankit.errors import UserError
     from gankit.tasks.gan import info, train
 
-    config = Config.load(args.config) if args.config else preset(args.preset or "digits")
+    saved = Path(args.out) / "config.yaml"
+    if args.config:
+        config = Config.load(args.config)
+    elif args.resume and not args.preset and saved.is_file():
+        config = Config.load(saved)  # so that --resume without --steps keeps the run's own length
+    else:
+        config = preset(args.preset or "digits")
     config = apply_overrides(config, args.overrides)
     if args.steps is not None:
         if args.steps < 0:
@@ -43,8 +52,19 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
-    summary = train(config, args.out, steps=args.steps, resume=args.resume)
-    print(json.dumps(info(args.out), indent=1))
+    out = Path(args.out)
+    created = not out.exists()
+    try:
+        summary = train(config, out, steps=args.steps, resume=args.resume)
+        about = info(out)
+    except BaseException:
+        # A run that failed before its first checkpoint leaves no half-written folder behind.
+        if created and out.is_dir() and not (out / "checkpoints" / "manifest.json").exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    print(json.dumps(about, indent=1))
     if summary["interrupted"]:
         print(f"stopped at step {summary['step']}; continue with: gankit train --out {args.out} --resume")
+    elif summary.get("stop_reason"):
+        print(f"gankit train: stopped at step {summary['step']}: {summary['stop_reason']}", file=sys.stderr)
     return 0
