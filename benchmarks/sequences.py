@@ -24,14 +24,15 @@ from gankit.tasks.sequence import SequenceConfig, evaluate, fit, load
 TEXT_MODELS = [("lm", {}), ("gan-gumbel", {"estimator": "gumbel"}), ("gan-reinforce", {"estimator": "reinforce"})]
 
 
-def text_bench(source: str, seconds: float, out: Path, n: int, seed: int) -> dict:
+def text_bench(source: str, seconds: float, out: Path, n: int, seed: int, temps: tuple[float, ...],
+               hidden: int) -> dict:
     results = {}
     lm_dir = out / source / "lm"
     for name, extra in TEXT_MODELS:
         run = out / source / name
         shutil.rmtree(run, ignore_errors=True)
         cfg = SequenceConfig.for_model("lm" if name == "lm" else "gan", seconds=seconds, steps=10**9,
-                                       seed=seed, progress=False, **extra)
+                                       seed=seed, progress=False, hidden=hidden, **extra)
         t = time.time()
         summary = fit(source, run, cfg)
         entry = {"fit_seconds": round(time.time() - t, 1), "max_len": summary["max_len"],
@@ -42,9 +43,8 @@ def text_bench(source: str, seconds: float, out: Path, n: int, seed: int) -> dic
             entry["pretrain_steps"] = summary["pretrain"]["steps"]
         if "adversarial" in summary:
             entry["adversarial_steps"] = summary["adversarial"]["step"]
-        temps = (1.0, 0.7, 0.5) if name == "lm" else (1.0,)
         entry["eval"] = {}
-        for temp in temps:
+        for temp in temps if name == "lm" else (1.0,):
             ev = evaluate(run, n=n, seed=seed, temperature=temp, lm_run=lm_dir if name != "lm" else None)
             entry["eval"][f"T={temp}"] = {k: ev[k] for k in ("bleu4", "self_bleu4", "novelty", "unique", "mean_len",
                                                             "ref_mean_len", "lm_nll_of_samples") if k in ev}
@@ -103,6 +103,37 @@ def write_docs(run_dir: Path, docs: Path, seed: int) -> dict:
     return {"midi": str(docs / "generated.mid"), "png": str(docs / "pianoroll.png")}
 
 
+def markdown(report: dict) -> str:
+    """The report's tables as markdown (for benchmarks/RESULTS_sequences.md)."""
+    lines = []
+    for source, models in report.get("text", {}).items():
+        header = ("| model | sampling | steps (MLE + adversarial) | BLEU-4 (higher = closer to held-out) | "
+                  "self-BLEU-4 (lower = more diverse) | novelty | unique | LM NLL of samples (nats/token) |")
+        lines += [f"#### {source}", "", header, "|---|---|---|---|---|---|---|---|"]
+        for name, entry in models.items():
+            steps = (f"{entry['mle_steps']}" if "mle_steps" in entry
+                     else f"{entry.get('pretrain_steps', 0)} + {entry.get('adversarial_steps', 0)}")
+            for temp, ev in entry["eval"].items():
+                lines.append(f"| {name} | {temp} | {steps} | {ev['bleu4']:.3f} | {ev['self_bleu4']:.3f} | "
+                             f"{ev['novelty']:.3f} | {ev['unique']:.3f} | {ev.get('lm_nll_of_samples', float('nan')):.3f} |")
+        lines.append("")
+        for name, entry in models.items():
+            ev = entry["eval"]["T=1.0"]
+            lines.append(f"- **{name}** (T=1.0): " + ", ".join(f"`{s}`" for s in ev["samples"][:12]))
+        lines.append("")
+    music = report.get("music")
+    if music:
+        stats = list(next(iter(music.values()))["real"])
+        lines += ["#### chorales: MuseGAN statistics, real (held-out) vs generated", "",
+                  "| model | steps | " + " | ".join(stats) + " |", "|---|---|" + "---|" * len(stats)]
+        for name, entry in music.items():
+            for which in ("real", "generated", "distance"):
+                lines.append(f"| {name} ({which}) | {entry['steps']} | "
+                             + " | ".join(f"{entry[which][k]:.3f}" for k in stats) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0, help="training budget per model (default 60)")
@@ -112,17 +143,24 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="samples per evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench-seq")
+    p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown to FILE")
+    p.add_argument("--temperatures", default="1.0,0.9,0.8,0.7,0.5", help="LM sampling temperatures")
+    p.add_argument("--hidden", type=int, default=256, help="LSTM units of every text model (default 256)")
     p.add_argument("--docs", default="docs", help="where generated.mid and pianoroll.png go ('' to skip)")
     args = p.parse_args()
     out = Path(args.out)
     report = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "seconds": args.seconds,
+              "hidden": args.hidden,
               "music_seconds": args.music_seconds, "n": args.n, "seed": args.seed, "text": {}}
     for source in [s for s in args.text.split(",") if s]:
-        report["text"][source] = text_bench(source, args.seconds, out, args.n, args.seed)
+        temps = tuple(float(t) for t in args.temperatures.split(","))
+        report["text"][source] = text_bench(source, args.seconds, out, args.n, args.seed, temps, args.hidden)
         print(json.dumps({source: report["text"][source]}), flush=True)
     if not args.no_music:
         report["music"] = music_bench(args.music_seconds, out, args.n, args.seed, Path(args.docs) if args.docs else None)
     print(json.dumps(report, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report))
 
 
 if __name__ == "__main__":
