@@ -76,7 +76,7 @@ def read_safetensors(data: bytes, name: str) -> dict[str, Tensor]:
         raise UserError(f"{name}: not a safetensors file (bad header; pickled or truncated files are refused)")
     try:
         return st_load(data)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure means a corrupt file
         raise UserError(f"{name}: corrupt safetensors file ({str(exc).splitlines()[0]})") from None
 
 

@@ -155,9 +155,13 @@ class Config:
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
         except yaml.YAMLError as exc:
             raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
+        except RecursionError:
+            raise UserError(f"{path}: nested too deeply to be a gankit config") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -250,7 +254,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 pass
         if number is not None:
             if not math.isfinite(number):
-                raise UserError(f"{key}: expected a finite number, got {value!r}")
+                raise UserError(f"{key}: expected a finite number, got {value!r:.40}")
             return number
     elif tp is str:
         if isinstance(value, str):

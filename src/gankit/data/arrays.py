@@ -1,8 +1,13 @@
-"""``.npy`` / ``.npz`` arrays: images as (N, H, W), (N, H, W, C) or (N, C, H, W); vectors as (N, D)."""
+"""``.npy`` / ``.npz`` arrays: images as (N, H, W), (N, H, W, C) or (N, C, H, W); vectors as (N, D).
+
+Arrays are read with ``allow_pickle=False``: object arrays (which NumPy stores as pickles) are refused,
+never unpickled.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -14,21 +19,28 @@ from gankit.errors import UserError
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False), None, []
-        with np.load(path, allow_pickle=False) as npz:
-            key = next((k for k in ("samples", "images", "x", "data") if k in npz.files), None)
-            if key is None:
-                raise UserError(f"{path}: no array named samples, images, x or data (found {', '.join(npz.files)})")
-            labels = npz["labels"] if "labels" in npz.files else None
-            classes = [str(c) for c in npz["classes"]] if "classes" in npz.files else []
-            return npz[key], labels, classes
+        with open(path, "rb") as f:  # our own handle, closed even when NumPy fails half-way
+            return _read_open(f, path)
     except UserError:
         raise
     except ValueError as exc:
-        raise UserError(f"{path}: cannot read the array ({exc}); object arrays are refused") from None
-    except Exception as exc:  # zip or header corruption
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: cannot read the array ({reason}); object arrays are refused") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: zip or header corruption, a huge header
         raise UserError(f"{path}: not a readable NumPy file ({type(exc).__name__})") from None
+
+
+def _read_open(f: BinaryIO, path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    if path.suffix.lower() == ".npy":
+        return np.load(f, allow_pickle=False), None, []
+    with np.load(f, allow_pickle=False) as npz:
+        key = next((k for k in ("samples", "images", "x", "data") if k in npz.files), None)
+        if key is None:
+            found = ", ".join(npz.files) or "nothing"
+            raise UserError(f"{path}: no array named samples, images, x or data (found {found})")
+        labels = npz["labels"] if "labels" in npz.files else None
+        classes = [str(c) for c in npz["classes"]] if "classes" in npz.files else []
+        return npz[key], labels, classes
 
 
 def load_array(path: Path, cfg: DataConfig) -> Dataset:
@@ -47,6 +59,8 @@ def load_array(path: Path, cfg: DataConfig) -> Dataset:
         y = torch.from_numpy(labels.astype(np.int64))
     if not np.isfinite(x.astype(np.float64)).all():
         raise UserError(f"{path}: the array holds NaN or infinite values")
+    if len(x) < 2:
+        raise UserError(f"{path}: one sample is not a data set (need at least 2 rows)")
     if x.ndim == 2:
         return standardise(torch.from_numpy(x.astype(np.float32)), y=y, classes=classes, name=path.name)
     from gankit.data.images import from_uint8_or_float

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +44,40 @@ def list_images(root: Path) -> list[Path]:
 
 
 def read_image(path: Path, channels: int) -> Image.Image:
-    """Open one image as grey (``channels=1``) or RGB (3). Alpha is dropped, palettes and CMYK are
-    converted, 16-bit greys are scaled to 8 bits."""
+    """Open one image as grey (``channels=1``) or RGB (3), converting every mode Pillow reads:
+
+    - transparency (RGBA, LA, palettes with a transparent colour) is composited onto white;
+    - palettes (P), bilevel (1) and CMYK are converted to RGB or grey;
+    - 16-bit greys (I;16) are scaled to 8 bits (value / 257), 32-bit integer greys too when above 255;
+    - grey images in an RGB data set are repeated over three channels, and colour ones in a grey set
+      are converted to luminance (ITU-R 601-2);
+    - images of any size are resized and centre-cropped to ``data.size`` (small ones are upscaled).
+
+    Refused with a :class:`UserError` naming the file: files Pillow cannot identify or decode
+    (truncated, corrupt, not images) and images above Pillow's decompression-bomb pixel limit (kept
+    on: ``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million pixels).
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8))
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            return im.convert("L" if channels == 1 else "RGB")
-    except Image.DecompressionBombError:
-        raise UserError(f"{path}: image too large (Pillow's decompression-bomb limit)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read image ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    arr = np.asarray(im, dtype=np.float64)
+                    if im.mode.startswith("I;16") or arr.max() > 255:
+                        arr = arr / 257
+                    im = Image.fromarray(arr.clip(0, 255).round().astype(np.uint8))
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(background, im)
+                return im.convert("L" if channels == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{path}: image too large (over Pillow's decompression-bomb limit of "
+                        f"{Image.MAX_IMAGE_PIXELS} pixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "no detail"
+        raise UserError(f"{path}: cannot read image ({type(exc).__name__}: {reason})") from None
 
 
 def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
@@ -72,10 +92,12 @@ def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
 
 def _is_grey(path: Path) -> bool:
     try:
-        with Image.open(path) as im:
-            return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-    except Exception:
-        return False  # read_image will report it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except Exception:  # noqa: BLE001 - only a guess at the channel count: read_image reports the problem
+        return False
 
 
 def load_folder(root: Path, cfg: DataConfig) -> Dataset:
