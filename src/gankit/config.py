@@ -104,6 +104,8 @@ class HealthConfig:
     on_failure: str = "warn"  # warn | stop | rollback
     diversity_n: int = 256  # generated and real samples compared for the diversity signal
     rollback_lr_factor: float = 0.5  # learning rates are multiplied by this after a rollback
+    warmup: int = 500  # steps before balance and diversity findings count (every GAN starts unbalanced)
+    lasting: int = 4  # logged records in a row a condition must hold to become a finding
 
 
 @dataclass
