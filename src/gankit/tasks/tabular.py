@@ -274,41 +274,50 @@ class TabularGAN:
 
     # -- sampling ----------------------------------------------------------------------------
     @torch.no_grad()
-    def _generate(self, n: int, cond: Tensor) -> pd.DataFrame:
+    def _generate(self, cond: Tensor, col: Tensor, cat: Tensor) -> tuple[pd.DataFrame, np.ndarray]:
+        """Decoded rows for these conditional vectors, and whether each row holds the category its
+        vector asked for (a generator that ignores its condition would skew that column's frequencies)."""
         device = next(self.G.parameters()).device
         outs = []
-        for i in range(0, n, 4096):
+        for i in range(0, cond.shape[0], 4096):
             c = cond[i : i + 4096].to(device)
             z = torch.randn(c.shape[0], self.G.z_dim, device=device)
             x, _ = self.G(z, c, hard=True)
             outs.append(x.cpu())
-        return self.transformer.inverse_transform(torch.cat(outs).numpy())
+        x = torch.cat(outs)
+        starts = torch.tensor([s.start for s in self.transformer.discrete_spans()], dtype=torch.long)
+        if len(starts):
+            match = (x[torch.arange(x.shape[0]), starts[col] + cat] > 0.5).numpy()
+        else:
+            match = np.ones(x.shape[0], dtype=bool)
+        return self.transformer.inverse_transform(x.numpy()), match
 
-    def _conds(self, n: int, gen: torch.Generator, fixed: tuple[int, int] | None) -> Tensor:
+    def _conds(self, n: int, gen: torch.Generator, fixed: tuple[int, int] | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Conditional vectors: the fixed (column, category), or a random column with a category drawn at
+        its real frequency (so the unconditional samples follow the real marginals)."""
         widths = [len(p) for p in self._cat_probs]
-        dim = sum(widths)
-        c = torch.zeros(n, dim)
+        c = torch.zeros(n, sum(widths))
         if not widths:
-            return c
-        offsets = np.cumsum([0] + widths[:-1])
+            zeros = torch.zeros(n, dtype=torch.long)
+            return c, zeros, zeros
+        offsets = torch.as_tensor(np.cumsum([0] + widths[:-1]), dtype=torch.long)
         if fixed is not None:
-            j, k = fixed
-            c[:, offsets[j] + k] = 1.0
-            return c
-        # unconditional: a random column, and its category at the real frequency
-        col = torch.randint(len(widths), (n,), generator=gen)
-        probs = torch.zeros(len(widths), max(widths))
-        for j, p in enumerate(self._cat_probs):
-            probs[j, : len(p)] = torch.tensor(p)
-        cat = torch.multinomial(probs[col], 1, generator=gen).squeeze(1)
-        c[torch.arange(n), torch.as_tensor(offsets)[col] + cat] = 1.0
-        return c
+            col, cat = torch.full((n,), fixed[0]), torch.full((n,), fixed[1])
+        else:
+            col = torch.randint(len(widths), (n,), generator=gen)
+            probs = torch.zeros(len(widths), max(widths))
+            for j, p in enumerate(self._cat_probs):
+                probs[j, : len(p)] = torch.tensor(p)
+            cat = torch.multinomial(probs[col], 1, generator=gen).squeeze(1)
+        c[torch.arange(n), offsets[col] + cat] = 1.0
+        return c, col, cat
 
     def sample(self, n: int, conditions: dict[str, Any] | None = None, seed: int | None = None,
                constraints: list[str] | None = None, max_tries: int = 50) -> pd.DataFrame:
         """``n`` synthetic rows. ``conditions={"col": value}`` fixes categorical/boolean columns (the
         first through the conditional vector, all by rejection); ``constraints`` (default: those of the
-        config) are kept by rejection. The same seed gives the same rows."""
+        config) are kept by rejection, and so are rows whose conditioned column disagrees with its
+        conditional vector. The same seed gives the same rows."""
         self._check_fitted()
         if n <= 0:
             raise UserError(f"the number of rows must be positive, got {n}")
@@ -333,9 +342,10 @@ class TabularGAN:
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(max_tries):
-                chunk = max(n - have, 64) if not (wanted or constraints) else max(2 * (n - have), 256)
-                df = self._generate(chunk, self._conds(chunk, gen, fixed))
-                ok = constraint_mask(df, constraints) if constraints else np.ones(len(df), dtype=bool)
+                chunk = max(2 * (n - have), 256)
+                df, ok = self._generate(*self._conds(chunk, gen, fixed))
+                if constraints:
+                    ok &= constraint_mask(df, constraints)
                 for col, value in wanted.items():
                     ok &= df[col].isna().to_numpy() if value is None else (df[col] == value).to_numpy()
                 if ok.any():

@@ -1,0 +1,95 @@
+"""`gankit tabular fit / sample / report`: the happy path once, and bad input as one line + exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gankit.cli import main
+
+
+def write_table(path, n: int = 60) -> None:
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"size": rng.normal(5, 1, n).round(1), "kind": rng.choice(["a", "b", "c"], n),
+                  "ok": rng.choice([True, False], n)}).to_csv(path, index=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tab")
+    write_table(tmp / "train.csv")
+    write_table(tmp / "hold.csv", 40)
+    assert main(["tabular", "fit", str(tmp / "train.csv"), "--out", str(tmp / "run"), "--epochs", "2",
+                 "--batch-size", "30", "--threads", "1"]) == 0
+    return tmp
+
+
+def test_fit_writes_a_complete_run_folder(run_dir, capsys):
+    names = {p.name for p in (run_dir / "run").iterdir()}
+    assert {"model.json", "model.safetensors", "checkpoints", "summary.json", "metrics.jsonl"} <= names
+    assert not [p for p in run_dir.iterdir() if ".partial-" in p.name]
+
+
+def test_sample_with_condition(run_dir):
+    out = run_dir / "s.csv"
+    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "25", "--out", str(out),
+                 "--condition", "kind=b", "--seed", "3"]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 25 and (df["kind"] == "b").all() and list(df.columns) == ["size", "kind", "ok"]
+
+
+def test_report_json_and_html(run_dir, capsys):
+    out = run_dir / "r.html"
+    capsys.readouterr()
+    assert main(["tabular", "report", str(run_dir / "run"), "--real", str(run_dir / "train.csv"), "--holdout",
+                 str(run_dir / "hold.csv"), "--target", "ok", "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res) >= {"fidelity", "utility", "privacy", "model"} and "ok" in res["utility"]
+    assert 0.0 <= res["fidelity"]["overall"] <= 1.0
+    assert out.read_text().startswith("<!doctype html>")
+
+
+def _fails(argv, capsys, message):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"x,y\n1,a\n", "1 row"),
+    (b"x,y\n1,a\n2,a\n3,a\n", "column 'y' is constant"),
+    (b"x,y\n1,\n2,\n3,\n", "column 'y' is entirely missing"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a CSV"),
+])
+def test_fit_bad_input_exit_2_and_no_run_folder(tmp_path, capsys, content, message):
+    data = tmp_path / "d.csv"
+    data.write_bytes(content)
+    _fails(["tabular", "fit", str(data), "--out", str(tmp_path / "run"), "--epochs", "1"], capsys, message)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.csv"]  # nothing half-written
+
+
+def test_fit_refuses_existing_run_and_bad_options(run_dir, tmp_path, capsys):
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(run_dir / "run")], capsys, "not empty")
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--discrete", "nope"],
+           capsys, "no column 'nope'")
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--batch-size", "33"],
+           capsys, "multiple of pack")
+    assert not (tmp_path / "r").exists()
+
+
+def test_sample_and_report_bad_input(run_dir, capsys):
+    run = str(run_dir / "run")
+    _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.csv"), "--condition", "kind=zzz"],
+           capsys, "no value 'zzz'")
+    _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.csv"), "--condition", "kind"],
+           capsys, "expected COL=VALUE")
+    _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.parquet")], capsys, ".csv")
+    _fails(["tabular", "sample", str(run_dir), "--n", "5", "--out", str(run_dir / "x.csv")], capsys,
+           "not a tabular model folder")
+    _fails(["tabular", "report", run, "--real", str(run_dir / "train.csv"), "--target", "ok", "--out",
+            str(run_dir / "r2.html")], capsys, "needs --holdout")
