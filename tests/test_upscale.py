@@ -34,6 +34,13 @@ def test_shapes_for_scales(scale, hw):
         SRResNet(scale=3)
 
 
+def test_residual_generator_starts_at_bicubic():
+    G = SRResNet(3, width=4, n_blocks=1, scale=4, residual=True).eval()
+    x = torch.rand(1, 3, 6, 7) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(G(x), torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic"))
+
+
 def test_patch_batches_pair_lr_and_hr():
     images = [torch.rand(3, 40, 50) * 2 - 1, torch.rand(3, 30, 30) * 2 - 1]
     batches = PatchBatches(images, patch=16, scale=4, batch_size=5, device=torch.device("cpu"), seed=0)
@@ -54,10 +61,12 @@ def test_tile_layout_covers_everything():
     assert w[:4].sum() == 0 and w[-4:].sum() == 0 and w[20] == 1  # inner edges never count
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_tiling_equals_whole_image(scale):
+@pytest.mark.parametrize("scale,residual", [(2, False), (4, True)])
+def test_tiling_equals_whole_image(scale, residual):
     torch.manual_seed(0)
-    G = SRResNet(3, width=4, n_blocks=1, scale=scale).eval()
+    G = SRResNet(3, width=4, n_blocks=1, scale=scale, residual=residual).eval()
+    if residual:
+        torch.nn.init.normal_(G.tail.weight, 0, 0.05)  # not the zero start, so the network part is tested
     x = torch.rand(1, 3, 20, 60) * 2 - 1
     r = G.receptive_radius
     with torch.no_grad():

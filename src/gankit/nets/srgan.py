@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 SCALES = (2, 4)
@@ -27,13 +29,17 @@ class ResidualBlock(nn.Module):
 class SRResNet(nn.Module):
     """Low-resolution image in [-1, 1] -> image ``scale`` times larger in [-1, 1] (tanh output).
 
-    16 residual blocks of 64 channels in the paper; ``log2(scale)`` sub-pixel stages of x2 each."""
+    16 residual blocks of 64 channels in the paper; ``log2(scale)`` sub-pixel stages of x2 each.
+    ``residual=True`` (not in the paper; VDSR's global skip) predicts only the difference from the
+    bicubic enlargement, starting exactly at bicubic (zero-initialised last layer): far fewer steps to
+    beat bicubic, which matters on a CPU."""
 
-    def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 16, scale: int = 4):
+    def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 16, scale: int = 4,
+                 residual: bool = False):
         super().__init__()
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {scale}")
-        self.scale, self.n_blocks = scale, n_blocks
+        self.scale, self.n_blocks, self.residual = scale, n_blocks, residual
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
         self.body = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
         self.body_out = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
@@ -41,7 +47,10 @@ class SRResNet(nn.Module):
         for _ in range(int(math.log2(scale))):
             ups += [nn.Conv2d(width, width * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]
         self.upsample = nn.Sequential(*ups)
-        self.tail = nn.Sequential(nn.Conv2d(width, channels, 9, padding=4), nn.Tanh())
+        self.tail = nn.Conv2d(width, channels, 9, padding=4)
+        if residual:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     @property
     def receptive_radius(self) -> int:
@@ -56,7 +65,10 @@ class SRResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.head(x)
         h = h + self.body_out(self.body(h))
-        return self.tail(self.upsample(h))
+        y = self.tail(self.upsample(h))
+        if self.residual:
+            return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False) + y
+        return torch.tanh(y)
 
 
 class SRDiscriminator(nn.Module):
@@ -101,8 +113,6 @@ class VGG19Features(nn.Module):
                 layers += [nn.Conv2d(ch, v, 3, padding=1), nn.ReLU(inplace=False)]
                 ch = v
         self.features = nn.Sequential(*layers[:-1])  # stop before the last ReLU: phi_5,4 of the paper
-        import torch
-
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 

@@ -49,6 +49,7 @@ class UpscaleConfig:
     batch_size: int = 16
     width: int = 64
     n_blocks: int = 16
+    residual: bool = False  # predict the difference from bicubic (not in the paper; converges much faster)
     d_width: int = 64
     pretrain_steps: int = 10000
     content: str = "pixel"  # pixel | vgg54 (VGG-19 features; needs feature_weights or the default file)
@@ -185,7 +186,7 @@ class SRGAN:
 
 
 def build_nets(cfg: UpscaleConfig) -> tuple[SRResNet, SRDiscriminator]:
-    return SRResNet(3, cfg.width, cfg.n_blocks, cfg.scale), SRDiscriminator(3, cfg.d_width)
+    return SRResNet(3, cfg.width, cfg.n_blocks, cfg.scale, cfg.residual), SRDiscriminator(3, cfg.d_width)
 
 
 # ---------------------------------------------------------------------------------------------
