@@ -269,3 +269,26 @@ def test_report_html_has_scores_and_plots(fitted):
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
     for word in ("Fidelity", "Utility", "Privacy", "amount", "logistic_regression", "exact_copies_share"):
         assert word in page
+
+
+@pytest.mark.slow
+def test_training_learns_modes_rare_categories_conditions_and_missing_values():
+    rng = np.random.default_rng(0)
+    n = 1000
+    group = rng.choice(["common", "middle", "rare"], n, p=[0.75, 0.2, 0.05])
+    x = np.where(group == "rare", rng.normal(30, 1, n), np.where(rng.random(n) < 0.5, rng.normal(0, 1, n),
+                                                                   rng.normal(10, 1, n)))
+    df = pd.DataFrame({"x": x.round(3), "group": group, "n": rng.integers(0, 50, n)})
+    df.loc[rng.random(n) < 0.2, "n"] = np.nan
+    gan = TabularGAN(epochs=150, batch_size=200, z_dim=32, g_dims=[128, 128], d_dims=[128, 128], verbose=False,
+                     threads=1, seed=0).fit(df)
+    s = gan.sample(2000, seed=0)
+    share = s["group"].value_counts(normalize=True)
+    assert 0.01 < share.get("rare", 0) < 0.15  # the rare group is generated, near its real 5 %
+    near = [(np.abs(s["x"] - m) < 3).mean() for m in (0, 10)]
+    assert min(near) > 0.15, near  # both modes of the common groups are generated
+    rare_x = gan.sample(300, conditions={"group": "rare"}, seed=1)["x"].mean()
+    common_x = gan.sample(300, conditions={"group": "common"}, seed=1)["x"].mean()
+    assert rare_x > common_x + 4, (rare_x, common_x)  # the condition carries the rare group's own mode
+    assert 0.03 < s["n"].isna().mean() < 0.4  # missing values are generated (real rate 20 %)
+    assert fidelity(df, s, gan.types)["overall"] > 0.75
