@@ -8,7 +8,7 @@ description, so loading never runs pickle.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,7 @@ class ClassifierSpec:
     input_shape: list[int]  # one sample's shape, e.g. [1, 32, 32] or [2]
     n_classes: int
     train_accuracy: float = float("nan")
+    classes: list[str] = field(default_factory=list)  # class names by index; empty: the indices
 
 
 def _build(spec: ClassifierSpec) -> nn.Module:
@@ -162,10 +163,14 @@ class Classifier:
             raise UserError(f"{path} is not a gankit classifier file: {e}") from None
         if meta is None:
             raise UserError(f"{path} is a safetensors file but not a gankit classifier (no metadata)")
-        spec = ClassifierSpec(**json.loads(meta))
-        net = _build(spec)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        return cls(net, spec, tensors["input.mean"], tensors["input.std"])
+        try:
+            spec = ClassifierSpec(**json.loads(meta))
+            net = _build(spec)
+            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            return cls(net, spec, tensors["input.mean"], tensors["input.std"])
+        except (TypeError, ValueError, KeyError, RuntimeError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"{path}: damaged or incompatible gankit classifier ({reason})") from None
 
 
 def train_classifier(
@@ -177,6 +182,7 @@ def train_classifier(
     batch_size: int = 64,
     lr: float = 5e-3,
     augment: bool = True,
+    classes: list[str] | None = None,
 ) -> Classifier:
     """Train a classifier on images (N, C, H, W) in [-1, 1] or vectors (N, D); labels are 0..K-1.
 
@@ -199,7 +205,12 @@ def train_classifier(
         mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     else:
         mean, std = torch.zeros(x.shape[1:]), torch.ones(x.shape[1:])
-    spec = ClassifierSpec(kind=kind, input_shape=list(x.shape[1:]), n_classes=n_classes)
+    if classes:
+        if len(classes) < n_classes:
+            raise UserError(f"labels go up to {n_classes - 1} but only {len(classes)} class names were given")
+        n_classes = len(classes)
+    spec = ClassifierSpec(kind=kind, input_shape=list(x.shape[1:]), n_classes=n_classes,
+                          classes=[str(c) for c in classes or []])
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
