@@ -114,9 +114,11 @@ class EvalConfig:
 
     every: int = 0  # generator steps between evaluations; 0 disables
     metrics: str = "fid"  # comma-separated metric names
-    features: str = "classifier"  # classifier | inception | raw
+    features: str = "classifier"  # classifier | inception | raw (classifier falls back to raw without labels)
     n: int = 1000  # generated samples per evaluation
-    best: str = "fid"  # metric that picks the best checkpoint (lower is better for fid/kid)
+    best: str = "fid"  # metric that picks the best checkpoint (lower is better for fid/kid); "" keeps none
+    classifier: str = ""  # classifier file for features=classifier; "": one trained on the data (cached)
+    weights: str = ""  # Inception weights file for features=inception; "": $GANKIT_HOME/weights
 
 
 @dataclass

@@ -14,7 +14,7 @@ import warnings
 from gankit.errors import UserError
 
 # Verb modules under gankit.cli, in the order --help lists them.
-COMMANDS = ["train", "sample", "interpolate", "info", "doctor", "report", "sequence", "translate", "upscale", "tabular"]
+COMMANDS = ["train", "sample", "interpolate", "info", "eval", "classifier", "doctor", "report", "sequence", "translate", "upscale", "tabular"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -150,7 +150,9 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     snapshot = _snapshot(ds.meta(), config.log.n_samples, config.train.z_dim, config.data.conditional, device)
     from gankit.health import make_monitor
 
-    hooks = [h for h in (make_monitor(config, ds, G, device),) if h is not None]
+    from gankit.eval import make_eval_hook
+
+    hooks = [h for h in (make_monitor(config, ds, G, device), make_eval_hook(config, ds, device)) if h is not None]
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
                       snapshot=snapshot, hooks=hooks)
