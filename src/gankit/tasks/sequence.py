@@ -118,7 +118,7 @@ class SequenceConfig:
         base: dict[str, Any] = {"model": model}
         if model == "pianoroll-gan":
             base.update(kind="midi", bars=4, loss="wasserstein", gp=10.0, n_critic=2, lr_g=2e-4, lr_d=2e-4,
-                        z_dim=64, d_width=32)
+                        z_dim=64, d_width=16, batch_size=32)  # small enough for a CPU
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(base)
 
