@@ -44,6 +44,7 @@ class NetConfig:
     spectral_norm: bool = False
     mbstd: bool = False  # minibatch standard deviation layer (discriminator only)
     pack: int = 1  # PacGAN: the discriminator judges `pack` samples jointly (discriminator only)
+    cond: str = "projection"  # conditional D: projection (Miyato & Koyama) | acgan (auxiliary classifier)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class LossConfig:
     gp: float = 0.0  # WGAN-GP weight (lambda); 0 disables
     r1: float = 0.0  # R1 gamma on real data; 0 disables
     r1_every: int = 1  # lazy R1: apply every k discriminator steps, scaled by k
+    aux: float = 1.0  # AC-GAN: weight of the auxiliary classification loss (d.cond=acgan)
 
 
 @dataclass
@@ -104,7 +106,7 @@ class HealthConfig:
     on_failure: str = "warn"  # warn | stop | rollback
     diversity_n: int = 256  # generated and real samples compared for the diversity signal
     rollback_lr_factor: float = 0.5  # learning rates are multiplied by this after a rollback
-    warmup: int = 500  # steps before balance and diversity findings count (every GAN starts unbalanced)
+    warmup: int = 600  # steps before balance and diversity findings count (every GAN starts unbalanced)
     lasting: int = 4  # logged records in a row a condition must hold to become a finding
 
 
@@ -206,6 +208,10 @@ class Config:
                 f"data.batch_size ({self.data.batch_size}) must be divisible by d.pack x train.accumulate "
                 f"({self.d.pack} x {self.train.accumulate})"
             )
+        if self.d.cond not in ("projection", "acgan"):
+            raise UserError(f"d.cond must be projection or acgan, got '{self.d.cond}'")
+        if self.d.cond == "acgan" and self.data.conditional and self.d.pack > 1:
+            raise UserError("d.cond=acgan classifies single samples; it cannot be combined with d.pack > 1")
         if self.train.nonfinite not in ("skip", "rollback", "stop"):
             raise UserError(f"train.nonfinite must be skip, rollback or stop, got '{self.train.nonfinite}'")
         if self.health.on_failure not in ("warn", "stop", "rollback"):
@@ -351,6 +357,14 @@ def _digits() -> Config:
     )
 
 
+def _digits_cond() -> Config:
+    # Class-conditional DCGAN on 32x32 digits: generator gets a label embedding, D a projection head.
+    cfg = _digits()
+    cfg.data = DataConfig(source="digits", size=32, batch_size=64, conditional=True)
+    cfg.train.steps = 3000
+    return cfg
+
+
 def _toy(source: str) -> Config:
     # Mixture-of-Gaussians protocol of VEEGAN/PacGAN. Packing (PacGAN) and a generator EMA keep every
     # mode covered and samples tight around the centres.
@@ -368,6 +382,7 @@ def _toy(source: str) -> Config:
 
 PRESETS: dict[str, typing.Callable[[], Config]] = {
     "digits": _digits,
+    "digits-cond": _digits_cond,
     "ring8": lambda: _toy("ring8"),
     "grid25": lambda: _toy("grid25"),
 }

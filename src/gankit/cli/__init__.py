@@ -14,7 +14,7 @@ import warnings
 from gankit.errors import UserError
 
 # Verb modules under gankit.cli, in the order --help lists them.
-COMMANDS = ["train", "sample", "interpolate", "info", "eval", "classifier", "doctor", "report", "sequence", "translate", "upscale", "tabular"]
+COMMANDS = ["train", "sample", "interpolate", "info", "eval", "classifier", "doctor", "report", "augment", "sequence", "translate", "upscale", "tabular"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default")
             return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"gankit {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever the message quotes
+        print(f"gankit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gankit {args.command}: interrupted", file=sys.stderr)

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                    help="pull latents toward the average: 1 = none, 0 = the average sample")
     p.add_argument("--class", dest="label", metavar="NAME_OR_INDEX",
-                   help="conditional runs: the class to draw (default: classes in turn)")
+                   help="conditional runs: the class to draw, or 'all' for a balanced set (the default): "
+                   "a .png then has one row per class, a folder one sub-folder per class, a .npz 'labels'")
     p.set_defaults(func=run)
 
 
@@ -33,8 +34,13 @@ def run(args: argparse.Namespace) -> int:
 
     gen = load(args.run_dir)
     labels = None
-    if args.label is not None:
-        labels = torch.full((args.n,), gen.class_index(args.label), dtype=torch.long)
+    if gen.classes:
+        if args.label is None or args.label == "all":
+            labels = gen.balanced_labels(args.n)
+        else:
+            labels = torch.full((args.n,), gen.class_index(args.label), dtype=torch.long)
+    elif args.label is not None:
+        gen.class_index(args.label)  # explains that the run is not conditional
     x = gen.sample(args.n, seed=args.seed, truncation=args.truncation, labels=labels)
     out = Path(args.out)
     if out.suffix and not out.parent.exists():
@@ -43,12 +49,13 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() == ".npz":
         arrays = {"samples": x.numpy()}
         if gen.classes:
-            arrays["labels"] = (labels if labels is not None else torch.arange(args.n) % len(gen.classes)).numpy()
+            arrays["labels"] = labels.numpy()
             arrays["classes"] = np.array(gen.classes)
         np.savez_compressed(out, **arrays)
     elif out.suffix.lower() == ".png":
         if image:
-            make_grid(x, scale=max(1, 64 // x.shape[-1])).save(out)
+            per_row = -(-args.n // len(gen.classes)) if labels is not None and len(labels.unique()) > 1 else None
+            make_grid(x, nrow=per_row, scale=max(1, 64 // x.shape[-1])).save(out)
         else:
             if x.shape[1] != 2:
                 raise UserError("a .png of vector samples needs 2-D data; use .npz")
@@ -60,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("a folder of files needs image samples; use .npz for vectors")
         out.mkdir(parents=True, exist_ok=True)
         for i in range(args.n):
-            save_image(x[i], out / f"{args.seed}-{i:06d}.png")
+            folder = out / gen.classes[int(labels[i])] if labels is not None else out
+            folder.mkdir(exist_ok=True)
+            save_image(x[i], folder / f"{args.seed}-{i:06d}.png")
     print(f"wrote {args.n} samples to {out}")
     return 0

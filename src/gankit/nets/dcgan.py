@@ -75,10 +75,12 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if cfg.mbstd else None
         self.head = maybe_sn(nn.Conv2d(c_in + (1 if cfg.mbstd else 0), 1, 4, 1, 0), sn)
-        self.projection = Projection(num_classes, c_in, sn) if num_classes else None
+        self.projection = Projection(num_classes, c_in, sn) if num_classes and cfg.cond == "projection" else None
+        self.aux = maybe_sn(nn.Linear(c_in, num_classes), sn) if num_classes and cfg.cond == "acgan" else None
         dcgan_init(self)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The realness logit per sample (per pack); with ``aux`` also the AC-GAN class logits."""
         h = self.body(pack(x, self.pack))
         feats = h
         if self.mbstd is not None:
@@ -86,4 +88,4 @@ class DCGANDiscriminator(nn.Module):
         out = self.head(h).flatten(1)
         if self.projection is not None:
             out = out + self.projection(feats.sum(dim=(2, 3)), y[:: self.pack])
-        return out.squeeze(1)
+        return (out.squeeze(1), self.aux(feats.sum(dim=(2, 3)))) if aux else out.squeeze(1)

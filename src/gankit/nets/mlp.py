@@ -44,9 +44,11 @@ class MLPDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if cfg.mbstd else None
         self.head = maybe_sn(nn.Linear(width_in + (1 if cfg.mbstd else 0), 1), sn)
-        self.projection = Projection(num_classes, width_in, sn) if num_classes else None
+        self.projection = Projection(num_classes, width_in, sn) if num_classes and cfg.cond == "projection" else None
+        self.aux = maybe_sn(nn.Linear(width_in, num_classes), sn) if num_classes and cfg.cond == "acgan" else None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The realness logit per sample (per pack); with ``aux`` also the AC-GAN class logits."""
         h = self.body(pack(x.flatten(1), self.pack))
         feats = h
         if self.mbstd is not None:
@@ -54,4 +56,4 @@ class MLPDiscriminator(nn.Module):
         out = self.head(h)
         if self.projection is not None:
             out = out + self.projection(feats, y[:: self.pack])
-        return out.squeeze(1)
+        return (out.squeeze(1), self.aux(feats)) if aux else out.squeeze(1)

@@ -109,11 +109,13 @@ class ResNetDiscriminator(nn.Module):
             c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.head = maybe_sn(nn.Linear(c_in, 1), sn)
-        self.projection = Projection(num_classes, c_in, sn) if num_classes else None
+        self.projection = Projection(num_classes, c_in, sn) if num_classes and cfg.cond == "projection" else None
+        self.aux = maybe_sn(nn.Linear(c_in, num_classes), sn) if num_classes and cfg.cond == "acgan" else None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The realness logit per sample (per pack); with ``aux`` also the AC-GAN class logits."""
         h = F.relu(self.blocks(pack(x, self.pack))).sum(dim=(2, 3))
         out = self.head(h)
         if self.projection is not None:
             out = out + self.projection(h, y[:: self.pack])
-        return out.squeeze(1)
+        return (out.squeeze(1), self.aux(h)) if aux else out.squeeze(1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from gankit import checkpoint as ckpt
 from gankit import losses
@@ -25,9 +26,14 @@ from gankit.nets import build_discriminator, build_generator
 class GAN:
     """The adversarial game of Goodfellow et al. (2014) with a loss from :data:`gankit.losses.LOSSES`."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig):
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, acgan: bool = False):
         self.G, self.D, self.cfg = G, D, loss
         self.loss = losses.get_loss(loss.name)
+        self.acgan = acgan  # D also classifies (Odena et al., 2017); both players get its cross-entropy
+
+    def judge(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """D's realness logits and, for AC-GAN, its class logits."""
+        return self.D(x, y, aux=True) if self.acgan else (self.D(x, y), None)
 
     def generate(self, batch: Batch) -> Tensor:
         x = batch["x"]
@@ -39,9 +45,13 @@ class GAN:
         lazy_r1 = self.cfg.r1 > 0 and step % self.cfg.r1_every == 0
         if lazy_r1:
             real = real.detach().requires_grad_(True)
-        real_out, fake_out = self.D(real, y), self.D(fake, y)
+        (real_out, real_cls), (fake_out, fake_cls) = self.judge(real, y), self.judge(fake, y)
         loss = self.loss.d(real_out, fake_out)
         logs = {"loss_d_adv": loss.detach()}
+        if self.acgan:
+            aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, y)
+            loss = loss + self.cfg.aux * aux
+            logs.update(loss_d_aux=aux.detach(), aux_acc_real=(real_cls.argmax(1) == y).float().mean())
         if self.cfg.gp > 0:
             gp = losses.gradient_penalty(lambda x: self.D(x, y), real, fake)
             loss = loss + self.cfg.gp * gp
@@ -57,8 +67,15 @@ class GAN:
     def g_loss(self, batch: Batch, fake: Tensor, step: int) -> tuple[Tensor, Logs]:
         y = batch.get("y")
         real_out = self.D(batch["x"], y) if self.loss.needs_real_for_g else None
-        loss = self.loss.g(self.D(fake, y), real_out)
-        return loss, {"loss_g": loss.detach()}
+        fake_out, fake_cls = self.judge(fake, y)
+        loss = self.loss.g(fake_out, real_out)
+        logs = {}
+        if self.acgan:
+            aux = F.cross_entropy(fake_cls, y)
+            loss = loss + self.cfg.aux * aux
+            logs.update(loss_g_aux=aux.detach(), aux_acc_fake=(fake_cls.argmax(1) == y).float().mean())
+        logs["loss_g"] = loss.detach()
+        return loss, logs
 
 
 def discriminator_signals(real_out: Tensor, fake_out: Tensor) -> Logs:
@@ -143,14 +160,13 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         raise UserError("data.conditional needs labelled data")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
-    task = GAN(G, D, config.loss)
+    task = GAN(G, D, config.loss, acgan=config.data.conditional and config.d.cond == "acgan")
     batches = Batches(ds if config.data.conditional else Dataset(x=ds.x, kind=ds.kind), config.data.batch_size,
                       device, seed=config.train.seed)
     meta = {"kind": "gan", "config": config.to_dict(), "data": ds.meta()}
     snapshot = _snapshot(ds.meta(), config.log.n_samples, config.train.z_dim, config.data.conditional, device)
-    from gankit.health import make_monitor
-
     from gankit.eval import make_eval_hook
+    from gankit.health import make_monitor
 
     hooks = [h for h in (make_monitor(config, ds, G, device), make_eval_hook(config, ds, device)) if h is not None]
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
@@ -201,6 +217,11 @@ class Generator:
         if not 0 <= idx < len(classes):
             raise UserError(f"unknown class '{label}'; valid classes: {', '.join(classes)}")
         return idx
+
+    def balanced_labels(self, n: int) -> Tensor:
+        """Class indices for ``n`` samples, as equal a share per class as ``n`` allows, grouped by class."""
+        k = len(self.classes)
+        return (torch.arange(n) % k).sort().values if k else torch.zeros(n, dtype=torch.long)
 
     @torch.no_grad()
     def decode(self, z: Tensor, labels: Tensor | None = None, batch_size: int = 256) -> Tensor:
