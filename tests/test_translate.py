@@ -1,5 +1,7 @@
 """CycleGAN: network shapes, the history pool, loss weights, the lr schedule, fit/apply end to end, bad input."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -110,6 +112,8 @@ def test_fit_and_apply_end_to_end(run, tmp_path, capsys):
     assert len(lines) == 2 and '"loss_cycle"' in lines[0]
     assert "lr_g" in lines[-1]
     assert list((run / "run" / "samples").glob("*.png"))
+    lr_before = [json.loads(line)["lr_g"] for line in lines]
+    assert lr_before[1] < lr_before[0] == 2e-4  # constant, then the linear decay has begun
     # a file, at another size: scaled to the training size on its short side, aspect kept
     Image.fromarray(np.zeros((50, 75), np.uint8)).save(tmp_path / "in.png")
     assert main(["translate", "apply", str(run / "run"), "--in", str(tmp_path / "in.png"), "--out",
@@ -121,6 +125,18 @@ def test_fit_and_apply_end_to_end(run, tmp_path, capsys):
     # a folder
     assert main(["translate", "apply", str(run / "run"), "--in", str(run / "a"), "--out", str(tmp_path / "o")]) == 0
     assert len(list((tmp_path / "o").glob("*.png"))) == 6
+
+
+def test_resume_continues(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run / "run", tmp_path / "run")
+    assert main(["translate", "fit", "--a", str(run / "a"), "--b", str(run / "b"), "--out", str(tmp_path / "run"),
+                 "--resume", "--steps", "6", "--quiet"]) == 0
+    assert load(tmp_path / "run").step == 6
+    assert main(["translate", "fit", "--a", str(run / "a"), "--b", str(run / "b"), "--out", str(tmp_path / "run"),
+                 "--resume", "--quiet"]) == 0  # nothing left to do: the saved step count stands
+    assert load(tmp_path / "run").step == 6
 
 
 def _error(capsys, *args):

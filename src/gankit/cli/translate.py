@@ -63,7 +63,9 @@ def run_fit(args: argparse.Namespace) -> int:
         cfg.train.steps = args.steps
     if args.quiet:
         cfg.log.progress = False
-    summary = fit(args.a, args.b, args.out, cfg.validate(), resume=args.resume)
+    # --resume continues with the run's saved config; only --steps may extend it
+    config = None if args.resume and args.steps is None else cfg.validate()
+    summary = fit(args.a, args.b, args.out, config, resume=args.resume)
     print(json.dumps({k: summary[k] for k in ("step", "steps", "finished", "train_seconds")}))
     if summary["interrupted"]:
         print(f"stopped at step {summary['step']}; continue with: gankit translate fit --a {args.a} --b {args.b} "

@@ -66,13 +66,15 @@ def run_fit(args: argparse.Namespace) -> int:
         if args.steps < 0:
             raise UserError(f"--steps must be >= 0, got {args.steps}")
         cfg.train.steps = args.steps
-        if args.pretrain_steps is None and "pretrain_steps" not in " ".join(args.overrides):
+        if args.pretrain_steps is None and not any(o.startswith("pretrain_steps=") for o in args.overrides):
             cfg.pretrain_steps = args.steps // 2
     if args.pretrain_steps is not None:
         cfg.pretrain_steps = args.pretrain_steps
     if args.quiet:
         cfg.log.progress = False
-    summary = fit(args.data, args.out, cfg.validate(), resume=args.resume)
+    # --resume continues with the run's saved config; only --steps may extend it
+    config = None if args.resume and args.steps is None else cfg.validate()
+    summary = fit(args.data, args.out, config, resume=args.resume)
     print(json.dumps({k: summary[k] for k in ("step", "steps", "finished", "train_seconds")}))
     if summary["interrupted"]:
         print(f"stopped at step {summary['step']}; continue with: gankit upscale fit --data {args.data} "
