@@ -45,6 +45,7 @@ class NetConfig:
     mbstd: bool = False  # minibatch standard deviation layer (discriminator only)
     pack: int = 1  # PacGAN: the discriminator judges `pack` samples jointly (discriminator only)
     cond: str = "projection"  # conditional D: projection (Miyato & Koyama) | acgan (auxiliary classifier)
+    mapping: int = 8  # stylegan2 generator: mapping-network layers (z -> w)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class LossConfig:
     r1: float = 0.0  # R1 gamma on real data; 0 disables
     r1_every: int = 1  # lazy R1: apply every k discriminator steps, scaled by k
     aux: float = 1.0  # AC-GAN: weight of the auxiliary classification loss (d.cond=acgan)
+    pl: float = 0.0  # stylegan2: path-length regularisation weight (paper: 2); 0 disables
+    pl_every: int = 4  # lazy path-length regularisation: every k generator steps, scaled by k
+    mixing: float = 0.0  # stylegan2: style-mixing probability (paper: 0.9); 0 disables
 
 
 @dataclass
@@ -83,6 +87,9 @@ class TrainConfig:
     z_dim: int = 64
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
     nonfinite: str = "skip"  # NaN/inf loss or gradient: skip (drop that update) | rollback | stop
+    augment: str = "none"  # images: none | diffaugment (colour, translation, cutout) | ada (adaptive, Karras 2020)
+    ada_target: float = 0.6  # ada: target for E[sign(D(real))]; p rises above it, falls below
+    ada_kimg: float = 20.0  # ada: thousands of real images for p to move from 0 to 1
 
 
 @dataclass
@@ -218,6 +225,10 @@ class Config:
             raise UserError(f"health.on_failure must be warn, stop or rollback, got '{self.health.on_failure}'")
         if self.eval.every < 0:
             raise UserError(f"eval.every must be >= 0, got {self.eval.every}")
+        if self.train.augment not in ("none", "diffaugment", "ada"):
+            raise UserError(f"train.augment must be none, diffaugment or ada, got '{self.train.augment}'")
+        if self.loss.pl_every <= 0 or not 0.0 <= self.loss.mixing <= 1.0 or self.loss.pl < 0:
+            raise UserError("loss.pl_every must be positive, loss.pl >= 0 and loss.mixing in [0, 1]")
         if self.loss.gp < 0 or self.loss.r1 < 0:
             raise UserError("loss.gp and loss.r1 must be >= 0")
         return self

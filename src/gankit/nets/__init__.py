@@ -13,13 +13,15 @@ from gankit.errors import UserError
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from gankit.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "resnet": (ResNetGenerator, ResNetDiscriminator),
+    "stylegan2": (StyleGAN2Generator, StyleGAN2Discriminator),
 }
-IMAGE_FAMILIES = {"dcgan", "resnet"}
+IMAGE_FAMILIES = {"dcgan", "resnet", "stylegan2"}
 
 
 def _family(cfg: NetConfig, data_shape: tuple[int, ...]) -> tuple[type[nn.Module], type[nn.Module]]:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,43 @@ from gankit.nets import build_discriminator, build_generator
 class GAN:
     """The adversarial game of Goodfellow et al. (2014) with a loss from :data:`gankit.losses.LOSSES`."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, acgan: bool = False):
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, acgan: bool = False,
+                 augment: nn.Module | None = None):
         self.G, self.D, self.cfg = G, D, loss
         self.loss = losses.get_loss(loss.name)
         self.acgan = acgan  # D also classifies (Odena et al., 2017); both players get its cross-entropy
+        self.augment = augment  # gankit.augmentations pipeline: every image D sees goes through it
+        if augment is not None:
+            D.add_module("augment_pipe", augment)  # so its state (ADA's p) is saved and resumed with D
+        if (loss.pl > 0 or loss.mixing > 0) and not hasattr(G, "mapping"):
+            raise UserError("loss.pl and loss.mixing need a style-based generator (g.family=stylegan2)")
 
     def judge(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """D's realness logits and, for AC-GAN, its class logits."""
+        """D's realness logits and, for AC-GAN, its class logits, of the augmented ``x``."""
+        if self.augment is not None:
+            x = self.augment(x)
         return self.D(x, y, aux=True) if self.acgan else (self.D(x, y), None)
 
     def generate(self, batch: Batch) -> Tensor:
         x = batch["x"]
         z = torch.randn(x.shape[0], self.G.z_dim, device=x.device)
+        if self.cfg.mixing > 0:
+            return self.G(z, batch.get("y"), mixing=self.cfg.mixing)
         return self.G(z, batch.get("y"))
+
+    def path_length(self, batch: Batch) -> Tensor:
+        """StyleGAN2's path-length penalty on half a batch: ``|J_w^T u|`` for random image-space ``u``
+        should stay at its running mean ``G.pl_mean``, so a fixed step in w moves the image by a fixed amount."""
+        x, y = batch["x"], batch.get("y")
+        n = max(1, x.shape[0] // 2)
+        ws = self.G.map(torch.randn(n, self.G.z_dim, device=x.device), y[:n] if y is not None else None)
+        img = self.G.synthesis(ws, self.G.noise_mode)
+        u = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        (grad,) = torch.autograd.grad((img * u).sum(), ws, create_graph=True)
+        lengths = grad.square().sum(2).mean(1).sqrt()
+        with torch.no_grad():
+            self.G.pl_mean.copy_(self.G.pl_mean.lerp(lengths.mean(), 0.01))
+        return (lengths - self.G.pl_mean).square().mean()
 
     def d_loss(self, batch: Batch, fake: Tensor, step: int) -> tuple[Tensor, Logs]:
         real, y = batch["x"], batch.get("y")
@@ -48,6 +73,9 @@ class GAN:
         (real_out, real_cls), (fake_out, fake_cls) = self.judge(real, y), self.judge(fake, y)
         loss = self.loss.d(real_out, fake_out)
         logs = {"loss_d_adv": loss.detach()}
+        if hasattr(self.augment, "observe"):  # ADA: D(real)'s signs drive the augmentation probability
+            self.augment.observe(real_out)
+            logs.update(ada_p=self.augment.p.clone(), ada_rt=self.augment.rt.clone())
         if self.acgan:
             aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, y)
             loss = loss + self.cfg.aux * aux
@@ -66,7 +94,7 @@ class GAN:
 
     def g_loss(self, batch: Batch, fake: Tensor, step: int) -> tuple[Tensor, Logs]:
         y = batch.get("y")
-        real_out = self.D(batch["x"], y) if self.loss.needs_real_for_g else None
+        real_out = self.judge(batch["x"], y)[0] if self.loss.needs_real_for_g else None
         fake_out, fake_cls = self.judge(fake, y)
         loss = self.loss.g(fake_out, real_out)
         logs = {}
@@ -74,6 +102,10 @@ class GAN:
             aux = F.cross_entropy(fake_cls, y)
             loss = loss + self.cfg.aux * aux
             logs.update(loss_g_aux=aux.detach(), aux_acc_fake=(fake_cls.argmax(1) == y).float().mean())
+        if self.cfg.pl > 0 and step % self.cfg.pl_every == 0:  # lazy, scaled by its interval
+            pl = self.path_length(batch)
+            loss = loss + self.cfg.pl * self.cfg.pl_every * pl
+            logs["pl"] = pl.detach()
         logs["loss_g"] = loss.detach()
         return loss, logs
 
@@ -160,7 +192,13 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         raise UserError("data.conditional needs labelled data")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
-    task = GAN(G, D, config.loss, acgan=config.data.conditional and config.d.cond == "acgan")
+    if config.train.augment != "none" and ds.kind != "image":
+        raise UserError(f"train.augment={config.train.augment} needs image data")
+    from gankit.augmentations import build_augment
+
+    augment = build_augment(config.train.augment, config.train.ada_target, config.train.ada_kimg)
+    task = GAN(G, D, config.loss, acgan=config.data.conditional and config.d.cond == "acgan",
+               augment=augment.to(device) if augment is not None else None)
     batches = Batches(ds if config.data.conditional else Dataset(x=ds.x, kind=ds.kind), config.data.batch_size,
                       device, seed=config.train.seed)
     meta = {"kind": "gan", "config": config.to_dict(), "data": ds.meta()}
@@ -187,6 +225,13 @@ class Generator:
 
     def __init__(self, G: nn.Module, config: Config, data_meta: dict[str, Any], step: int):
         self.G, self.config, self.data_meta, self.step = G.eval(), config, data_meta, step
+        if self.style_based:
+            self.G.noise_mode = "const"  # per-layer noise fixed, so a seed always gives the same sample
+
+    @property
+    def style_based(self) -> bool:
+        """A StyleGAN2 generator: truncation works in w space, and w can be mixed, walked and projected."""
+        return hasattr(self.G, "mapping")
 
     @property
     def classes(self) -> list[str]:
@@ -199,8 +244,7 @@ class Generator:
     def latents(self, n: int, seed: int | None = None, truncation: float = 1.0) -> Tensor:
         """Standard normal latents. ``truncation`` (psi in [0, 1]) pulls them toward the average latent
         z = 0 (the truncation trick): higher fidelity, less variety; psi = 0 gives the average sample."""
-        if not 0.0 <= truncation <= 1.0:
-            raise UserError(f"--truncation must be in [0, 1], got {truncation}")
+        check_truncation(truncation)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         return torch.randn(n, self.z_dim, generator=gen) * truncation
 
@@ -241,18 +285,59 @@ class Generator:
         """``n`` new samples; the same seed gives the same samples."""
         if n <= 0:
             raise UserError(f"--n must be positive, got {n}")
+        if self.style_based:  # the truncation trick in w space, around the tracked w_avg
+            check_truncation(truncation)
+            return self.synthesize(self.ws(self.latents(n, seed), labels, truncation))
         return self.decode(self.latents(n, seed, truncation), labels)
 
-    def interpolate(self, a: int, b: int, frames: int = 16, rows: int = 1) -> Tensor:
-        """Spherical interpolation between latents drawn with seeds a+r and b+r for each of ``rows``."""
+    def _style_G(self) -> nn.Module:
+        if not self.style_based:
+            raise UserError(f"this run's generator ({self.config.g.family}) has no w space; "
+                            "train with g.family=stylegan2")
+        return self.G
+
+    @torch.no_grad()
+    def ws(self, z: Tensor, labels: Tensor | None = None, truncation: float = 1.0) -> Tensor:
+        """StyleGAN2 runs: latents z -> per-layer styles ws (N, num_ws, w_dim), truncated toward w_avg."""
+        G = self._style_G()
+        device = G.w_avg.device
+        if self.classes and labels is None:
+            labels = torch.arange(z.shape[0]) % len(self.classes)
+        y = labels.to(device) if labels is not None else None
+        return G.map(z.to(device), y, truncation).cpu()
+
+    @torch.no_grad()
+    def synthesize(self, ws: Tensor, batch_size: int = 256) -> Tensor:
+        """StyleGAN2 runs: images (in [-1, 1]) from per-layer styles ws."""
+        G = self._style_G()
+        device = G.w_avg.device
+        outs = [G.synthesis(ws[i : i + batch_size].to(device), G.noise_mode).cpu()
+                for i in range(0, ws.shape[0], batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.data_meta["shape"])
+
+    def interpolate(self, a: int, b: int, frames: int = 16, rows: int = 1, space: str = "z") -> Tensor:
+        """Interpolation between latents drawn with seeds a+r and b+r for each of ``rows``: spherical in
+        z, or (StyleGAN2 runs, ``space="w"``) linear in w, where the paper finds paths perceptually shorter."""
         za = torch.stack([self.latents(1, a + r)[0] for r in range(rows)])
         zb = torch.stack([self.latents(1, b + r)[0] for r in range(rows)])
         t = torch.linspace(0, 1, frames)[None, :, None]
+        if space == "w":
+            labels = (torch.arange(rows) % len(self.classes)) if self.classes else None
+            wa, wb = self.ws(za, labels)[:, :1], self.ws(zb, labels)[:, :1]  # (rows, 1, w_dim)
+            w = torch.lerp(wa, wb, t).reshape(rows * frames, -1)
+            return self.synthesize(w[:, None].expand(-1, self.G.num_ws, -1))
+        if space != "z":
+            raise UserError(f"--space must be z or w, got '{space}'")
         zs = slerp(za[:, None], zb[:, None], t).reshape(rows * frames, -1)
         labels = None
         if self.classes:
             labels = (torch.arange(rows) % len(self.classes)).repeat_interleave(frames)
         return self.decode(zs, labels)
+
+
+def check_truncation(psi: float) -> None:
+    if not 0.0 <= psi <= 1.0:
+        raise UserError(f"--truncation must be in [0, 1], got {psi}")
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
