@@ -93,3 +93,72 @@ def test_bad_inputs_are_user_errors(digits_classifier, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     with pytest.raises(UserError, match="not a gankit classifier"):
         Classifier.load(tmp_path / "junk.safetensors")
+
+
+# ---- gankit classifier train / predict / eval ----
+
+
+@pytest.fixture(scope="module")
+def blob_npz(tmp_path_factory):
+    """Two separable classes of 8x8 images (bright left half vs bright right half) with names."""
+    rng = np.random.default_rng(0)
+    x = np.full((80, 8, 8), -1.0, np.float32)
+    x[:40, :, :4] = 1.0
+    x[40:, :, 4:] = 1.0
+    x += rng.normal(0, 0.2, x.shape).astype(np.float32)
+    path = tmp_path_factory.mktemp("clfdata") / "blobs.npz"
+    np.savez(path, images=np.clip(x, -1, 1), labels=np.repeat([0, 1], 40), classes=np.array(["left", "right"]))
+    return path
+
+
+def cli(capsys, *argv):
+    from gankit.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_train_predict_and_eval(blob_npz, tmp_path, capsys):
+    from PIL import Image
+
+    model = tmp_path / "clf.safetensors"
+    code, out, _ = cli(capsys, "classifier", "train", blob_npz, "--out", model, "--epochs", "3", "--json")
+    result = json.loads(out)
+    assert code == 0 and model.is_file() and result["classes"] == ["left", "right"] and result["n_val"] == 8
+    assert Classifier.load(model).spec.classes == ["left", "right"]
+
+    code, out, _ = cli(capsys, "classifier", "eval", model, blob_npz, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["accuracy"] > 0.9 and set(result["per_class"]) == {"left", "right"}
+
+    code, out, _ = cli(capsys, "classifier", "predict", model, blob_npz, "--json")
+    preds = json.loads(out)["predictions"]
+    assert len(preds) == 80 and preds[0]["class"] == "left" and preds[-1]["class"] == "right"
+
+    img = np.zeros((16, 16), np.uint8)
+    img[:, 8:] = 255  # right half bright, at another size: resized to the classifier's 8x8
+    Image.fromarray(img).save(tmp_path / "one.png")
+    code, out, _ = cli(capsys, "classifier", "predict", model, tmp_path / "one.png")
+    assert code == 0 and "one.png" in out and "right" in out and "counts:" in out
+
+
+@pytest.mark.parametrize("case", ["no_labels", "suffix", "missing_model", "classes_differ"])
+def test_cli_bad_input_exits_2_with_one_line(blob_npz, tmp_path, capsys, case):
+    np.savez(tmp_path / "unlabelled.npz", images=np.zeros((10, 8, 8), np.float32))
+    np.savez(tmp_path / "other.npz", images=np.zeros((10, 8, 8), np.float32), labels=np.arange(10) % 2,
+             classes=np.array(["up", "down"]))
+    model = tmp_path / "m.safetensors"
+    if case == "classes_differ":
+        assert cli(capsys, "classifier", "train", blob_npz, "--out", model, "--epochs", "1", "--val", "0")[0] == 0
+    argv = {
+        "no_labels": ["train", tmp_path / "unlabelled.npz", "--out", model],
+        "suffix": ["train", blob_npz, "--out", tmp_path / "m.pt"],
+        "missing_model": ["eval", tmp_path / "nope.safetensors", blob_npz],
+        "classes_differ": ["eval", model, tmp_path / "other.npz"],
+    }[case]
+    code, out, err = cli(capsys, "classifier", *argv)
+    assert out == ""
+    expected = {"no_labels": "no labels", "suffix": ".safetensors", "missing_model": "not found",
+                "classes_differ": "are not the classifier's"}[case]
+    assert code == 2 and err.count("\n") == 1 and expected in err

@@ -410,7 +410,7 @@ def reference_classifier(sset: SampleSet, *, cache: bool = True, where: Path | N
             except UserError:
                 path.unlink(missing_ok=True)
     x, y = sset.collect()
-    if progress is not False:
+    if progress is not False or path is not None:
         print(f"training a feature classifier on {sset.name} ({len(x)} samples; cached for next time)",
               file=sys.stderr)
     clf = train_classifier(x, y, seed=seed, classes=sset.classes)

@@ -152,7 +152,7 @@ def _read_one_image(path: Path, shape: list[int]):
     if len(shape) != 3:
         raise UserError(f"{path}: this classifier takes vectors of shape {shape}, not images")
     c, size = shape[0], shape[-1]
-    arr = np.asarray(resize_center_crop(read_image(path, c), size)).reshape(size, size, c)
+    arr = np.array(resize_center_crop(read_image(path, c), size)).reshape(size, size, c)
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
