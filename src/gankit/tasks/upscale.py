@@ -307,12 +307,11 @@ def fit(data: str | Path | list[np.ndarray], out: str | Path, config: UpscaleCon
     G, D = build_nets(cfg)
     G, D = G.to(device), D.to(device)
     task = SRGAN(G, D, cfg, vgg.to(device) if vgg is not None else None)
-    batches = PatchBatches([image_tensor(a) for _, a in named], cfg.patch, cfg.scale, cfg.batch_size, device,
-                           cfg.train.seed)
+    images = [image_tensor(a) for _, a in named]
+    batches = PatchBatches(images, cfg.patch, cfg.scale, cfg.batch_size, device, cfg.train.seed)
     data_meta = {"source": str(data) if isinstance(data, (str, Path)) else "arrays", "n_images": len(named)}
     meta = {"kind": KIND, "config": cfg.to_dict(), "data": data_meta}
-    show = next(PatchBatches([image_tensor(a) for _, a in named], cfg.patch, cfg.scale, cfg.log.n_samples,
-                             device, seed=1234))
+    show = next(PatchBatches(images, cfg.patch, cfg.scale, max(cfg.log.n_samples, 1), device, seed=1234))
     trainer = Trainer(task, batches, out, cfg.train, cfg.opt_g, cfg.opt_d, cfg.log, meta,
                       d_output="sigmoid_of_logits", snapshot=_snapshot(show, cfg.scale))
     trainer.best_steps.add(cfg.pretrain_steps)  # the SRResNet checkpoint stays, for load(phase="pretrain")
