@@ -98,11 +98,24 @@ class MappingNetwork(nn.Module):
         return self.layers(x)
 
 
-def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True) -> Tensor:
+def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True,
+                     fused: bool | None = None) -> Tensor:
     """Scale ``weight``'s input channels by each sample's ``styles``, optionally demodulate (rescale each
-    output filter to unit norm, replacing AdaIN), and run the whole batch as one grouped convolution."""
+    output filter to unit norm, replacing AdaIN), and run the whole batch as one grouped convolution.
+
+    ``fused=False`` computes the same thing by scaling activations instead of weights around one shared
+    convolution (the paper's non-fused form); PyTorch's grouped convolution is slow on CPUs, so None
+    picks fused on GPUs and non-fused elsewhere."""
     n, c_in, h, w = x.shape
     c_out, _, k, _ = weight.shape
+    if fused is None:
+        fused = x.device.type == "cuda"
+    if not fused:
+        out = F.conv2d(x * styles[:, :, None, None], weight, padding=k // 2)
+        if demodulate:
+            d = (weight.square().sum(dim=(2, 3))[None] * styles.square()[:, None, :]).sum(2)  # (N, O)
+            out = out * (d + 1e-8).rsqrt()[:, :, None, None]
+        return out
     wgt = weight[None] * styles[:, None, :, None, None]  # (N, O, I, k, k)
     if demodulate:
         wgt = wgt * (wgt.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
