@@ -171,3 +171,61 @@ def test_generator_wrapper_truncates_in_w_space():
     assert torch.allclose(frames[0], gen.synthesize(gen.ws(gen.latents(1, 0)))[0], atol=1e-5)
     with pytest.raises(UserError, match="truncation"):
         gen.sample(2, truncation=1.5)
+
+
+def _tiny_config():
+    import gankit
+
+    cfg = gankit.preset("digits")
+    cfg.data.size, cfg.data.batch_size = 16, 8
+    cfg.g, cfg.d = small(), small()
+    cfg.train.z_dim, cfg.train.steps, cfg.train.threads = 8, 4, 1
+    cfg.train.augment, cfg.train.ada_kimg = "ada", 0.05
+    cfg.loss.r1, cfg.loss.r1_every, cfg.loss.pl, cfg.loss.pl_every, cfg.loss.mixing = 1.0, 2, 2.0, 2, 0.9
+    cfg.log.every, cfg.log.sample_every, cfg.log.checkpoint_every, cfg.log.n_samples = 2, 2, 2, 4
+    cfg.log.progress = False
+    cfg.health.enabled = False
+    return cfg
+
+
+@pytest.mark.slow
+def test_stylegan2_ada_run_resumes_exactly_and_cli_verbs_work(tmp_path, capsys):
+    import json
+
+    import gankit
+    from gankit import checkpoint as ckpt
+    from gankit.cli import main
+    from gankit.data.images import save_image
+
+    cfg = _tiny_config()
+    gankit.train(cfg, tmp_path / "straight")
+    gankit.train(_tiny_config(), tmp_path / "split", steps=2)
+    gankit.train(_tiny_config(), tmp_path / "split", steps=4, resume=True)
+    a, _ = ckpt.load_latest(tmp_path / "straight" / "checkpoints")
+    b, _ = ckpt.load_latest(tmp_path / "split" / "checkpoints")
+    assert "D.augment_pipe.p" in a and float(a["D.augment_pipe.p"]) > 0  # p moved, and is checkpointed
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # ADA's p and counters, w_avg, pl_mean, weights
+    records = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert all("ada_p" in r for r in records) and any("pl" in r for r in records)
+
+    run = str(tmp_path / "straight")
+    assert main(["sample", run, "--n", "4", "--truncation", "0.5", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["stylemix", run, "--rows", "1,2", "--cols", "3,4,5", "--out", str(tmp_path / "mix.png")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "mix.png").size == (4 * 17 * 4 + 4, 3 * 17 * 4 + 4)  # 1+3 cols, 1+2 rows, x4
+    assert main(["interpolate", run, "--space", "w", "--frames", "3", "--rows", "1",
+                 "--out", str(tmp_path / "w.png")]) == 0
+    target = gankit.load(run).sample(1, seed=9)[0]
+    save_image(target, tmp_path / "target.png")
+    assert main(["project", run, "--image", str(tmp_path / "target.png"), "--steps", "30",
+                 "--out", str(tmp_path / "proj")]) == 0
+    result = json.loads((tmp_path / "proj" / "projection.json").read_text())
+    assert result["final_loss"] < result["initial_loss"]
+    assert (tmp_path / "proj" / "w.safetensors").is_file()
+    assert main(["stylemix", run, "--rows", "1,x", "--cols", "2", "--out", str(tmp_path / "m.png")]) == 2
+    assert main(["stylemix", run, "--rows", "1", "--cols", "2", "--crossover", "99",
+                 "--out", str(tmp_path / "m.png")]) == 2
+    assert main(["project", run, "--image", str(tmp_path / "nope.png"), "--out", str(tmp_path / "p2")]) == 2
+    assert "crossover" in capsys.readouterr().err

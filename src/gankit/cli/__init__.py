@@ -14,7 +14,7 @@ import warnings
 from gankit.errors import UserError
 
 # Verb modules under gankit.cli, in the order --help lists them.
-COMMANDS = ["train", "sample", "interpolate", "info", "eval", "classifier", "doctor", "report", "augment", "sequence", "translate", "upscale", "tabular"]
+COMMANDS = ["train", "sample", "interpolate", "info", "eval", "classifier", "doctor", "report", "augment", "sequence", "translate", "upscale", "tabular", "stylemix", "project"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0,1", metavar="A,B", help="the two seeds (default 0,1)")
     p.add_argument("--frames", type=int, default=10, help="steps from A to B (default 10)")
     p.add_argument("--rows", type=int, default=4, help="pairs in a .png grid (default 4)")
+    p.add_argument("--space", choices=["z", "w"], default="z",
+                   help="z: spherical in the latent (default); w: linear in StyleGAN2's style space")
     p.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if gen.data_meta["kind"] != "image":
         raise UserError("interpolation pictures need an image run")
     rows = 1 if out.suffix.lower() == ".gif" else args.rows
-    x = gen.interpolate(a, b, args.frames, rows)
+    x = gen.interpolate(a, b, args.frames, rows, space=args.space)
     scale = max(1, 64 // x.shape[-1])
     if out.suffix.lower() == ".png":
         make_grid(x, nrow=args.frames, scale=scale).save(out)

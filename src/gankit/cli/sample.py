@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="FILE.png, FILE.npz or a folder")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same samples (default 0)")
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
-                   help="pull latents toward the average: 1 = none, 0 = the average sample")
+                   help="pull latents toward the average: 1 = none, 0 = the average sample "
+                   "(StyleGAN2 runs: in w space, around the tracked w_avg)")
     p.add_argument("--class", dest="label", metavar="NAME_OR_INDEX",
                    help="conditional runs: the class to draw, or 'all' for a balanced set (the default): "
                    "a .png then has one row per class, a folder one sub-folder per class, a .npz 'labels'")

@@ -308,10 +308,11 @@ class Generator:
 
     @torch.no_grad()
     def synthesize(self, ws: Tensor, batch_size: int = 256) -> Tensor:
-        """StyleGAN2 runs: images (in [-1, 1]) from per-layer styles ws."""
+        """StyleGAN2 runs: images from per-layer styles ws, clipped to [-1, 1] (the network's output is
+        linear, as in the paper, and may overshoot slightly)."""
         G = self._style_G()
         device = G.w_avg.device
-        outs = [G.synthesis(ws[i : i + batch_size].to(device), G.noise_mode).cpu()
+        outs = [G.synthesis(ws[i : i + batch_size].to(device), G.noise_mode).clamp(-1, 1).cpu()
                 for i in range(0, ws.shape[0], batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, *self.data_meta["shape"])
 
