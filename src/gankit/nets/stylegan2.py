@@ -13,6 +13,7 @@ The style vector has ``z_dim`` dimensions (w_dim = z_dim, as in the paper's 512/
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -85,7 +86,7 @@ class MappingNetwork(nn.Module):
         super().__init__()
         self.embed = EqualLinear(num_classes, w_dim) if num_classes else None
         dims = [z_dim + (w_dim if num_classes else 0)] + [w_dim] * depth
-        self.layers = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, act=True) for a, b in zip(dims, dims[1:])])
+        self.layers = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, act=True) for a, b in itertools.pairwise(dims)])
         self.num_classes = num_classes
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
