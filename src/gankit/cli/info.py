@@ -18,12 +18,16 @@ def run(args: argparse.Namespace) -> int:
     from gankit.tasks.gan import info
 
     data = info(args.run_dir)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return 0
+    print(json.dumps(data, indent=1) if args.json else format_info(data))
+    return 0
+
+
+def format_info(data: dict) -> str:
+    """A run's summary as aligned ``key  value`` lines (one screen)."""
     width = max(len(k) for k in data)
+    lines = []
     for key, value in data.items():
         if isinstance(value, dict):
             value = "  ".join(f"{k}={v}" for k, v in value.items())
-        print(f"{key:<{width}}  {value}")
-    return 0
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -62,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         if created and out.is_dir() and not (out / "checkpoints" / "manifest.json").exists():
             shutil.rmtree(out, ignore_errors=True)
         raise
-    print(json.dumps(about, indent=1))
+    from gankit.cli.info import format_info
+
+    print(format_info(about))
     if summary["interrupted"]:
         print(f"stopped at step {summary['step']}; continue with: gankit train --out {args.out} --resume")
     elif summary.get("stop_reason"):

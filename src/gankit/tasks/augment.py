@@ -8,10 +8,10 @@ augmentation, synthetic data, both, synthetic only) over seeds and label budgets
 
 from __future__ import annotations
 
-import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ def label_agreement(generator: Any, classifier: Any, n_per_class: int = 100, see
     pred = classifier.predict(x)
     hit = pred == labels.numpy()
     per_class = {name: float(hit[labels.numpy() == c].mean()) for c, name in enumerate(classes)}
-    return {"overall": float(hit.mean()), "per_class": per_class, "n": int(len(labels))}
+    return {"overall": float(hit.mean()), "per_class": per_class, "n": len(labels)}
 
 
 def write_augmentation(generator: Any, n_per_class: int, out: str | Path, seed: int = 0,
@@ -93,7 +93,7 @@ def split_few_labels(ds: Dataset, per_class: int, seed: int, test_fraction: floa
     train_idx, test_idx = [], []
     for c in range(ds.num_classes):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_test = int(round(test_fraction * len(idx)))
+        n_test = round(test_fraction * len(idx))
         if len(idx) - n_test < per_class:
             raise UserError(f"class '{ds.classes[c]}' has {len(idx) - n_test} training images; "
                             f"--labeled-per-class {per_class} is too many")
@@ -205,6 +205,3 @@ def plot_report(report: dict[str, Any], path: str | Path) -> None:
     fig.savefig(path)
     plt.close(fig)
 
-
-def dumps(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2)
