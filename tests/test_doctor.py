@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from test_health import records
 
 from gankit.cli import main
-from test_health import records
 
 
 def write_run(path, recs, events=()):
@@ -23,7 +23,7 @@ def test_doctor_json_schema(tmp_path, capsys):
     assert out["verdict"] == "unhealthy"
     (f,) = out["findings"]
     assert set(f) == {"code", "first_step", "last_step", "evidence", "remedy"}
-    assert f["code"] == "d_overpowers" and f["first_step"] == 500 and f["last_step"] == 2000
+    assert f["code"] == "d_overpowers" and f["first_step"] == 600 and f["last_step"] == 2000  # default warm-up
     assert f["evidence"]["d_real"] == pytest.approx(0.95) and f["remedy"]
 
 

@@ -101,6 +101,11 @@ def test_mode_collapse_by_diversity_and_by_coverage_drop():
     assert f["mode_collapse"].first_step == 1050 and f["mode_collapse"].evidence["diversity"] == pytest.approx(0.2)
     f = codes(diagnose(records(mode_coverage=lambda i: 1.0 if i < 20 else 0.25), rules=RULES))
     assert "mode_collapse" in f
+    # coverage low from the start: a collapse only while D still tells real from fake
+    low = {"mode_coverage": lambda i: 0.25}
+    assert "mode_collapse" not in codes(diagnose(records(**low), rules=RULES))
+    f = codes(diagnose(records(**low, d_real=lambda i: 0.75, d_fake=lambda i: 0.25), rules=RULES))
+    assert f == ["mode_collapse"]
     # low diversity only during the warm-up: every GAN starts collapsed
     f = codes(diagnose(records(diversity=lambda i: 0.3 if i < 9 else 1.0), rules=RULES))
     assert "mode_collapse" not in f

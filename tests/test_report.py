@@ -1,7 +1,6 @@
 """gankit report: a self-contained, well-formed HTML page with plots, sample grids and the diagnosis."""
 
 import base64
-import json
 import re
 import shutil
 import subprocess
@@ -10,10 +9,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from PIL import Image
-
-from gankit.cli import main
 from test_doctor import write_run
 from test_health import records
+
+from gankit.cli import main
 
 
 @pytest.fixture

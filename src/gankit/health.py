@@ -223,15 +223,17 @@ class Rules:
     unbalanced and collapsed. Tuned on benchmarks/health_suite.py: planted failures vs healthy presets."""
 
     lasting: int = 4
-    warmup: int = 500  # steps
-    d_wins: float = 0.8  # D(real) - D(fake) above this: D tells real from fake almost perfectly
+    warmup: int = 600  # steps
+    d_wins: float = 0.7  # D(real) - D(fake) above this: D tells real from fake almost perfectly
     d_fooled: float = 0.15  # D(fake) - D(real) above this: D rates fakes as more real than reals
     grad_collapse: float = 0.1  # G's gradient norm below this fraction of its peak so far ...
     grad_floor: float = 1e-3  # ... or below this absolute value
     equilibrium: float = 0.15  # converging: D(real) and D(fake) within this of 0.5
     stable: float = 0.15  # converging: relative spread of the diversity signal below this
     diversity_low: float = 0.5  # mode collapse: generated spread below this fraction of the real spread
-    coverage_low: float = 0.6  # mode collapse: fewer than this fraction of the known modes/classes covered
+    coverage_low: float = 0.6  # mode collapse: fewer than this fraction of the known modes/classes covered ...
+    d_separates: float = 0.4  # ... while D(real) - D(fake) is above this, or
+    coverage_drop: float = 0.5  # coverage this far below its best so far
     swing: float = 0.25  # oscillation: D(real) - D(fake) changes by more than this between records ...
     swing_share: float = 0.5  # ... in at least this share of the steps of a window of 2 x lasting records
     blowup: float = 20.0  # divergence: a loss or gradient norm this many times its median so far
@@ -325,7 +327,7 @@ def _finding(code: str, s: _Series, mask: np.ndarray, n: int, evidence: dict[str
         if len(v):
             ev[key] = float(f"{np.median(v):.4g}")
     ev.update(extra)
-    ev["records"] = int(len(idx))
+    ev["records"] = len(idx)
     return Finding(code, int(s.steps[spans[0][0]]), int(s.steps[spans[-1][1]]), ev, REMEDIES[code])
 
 
@@ -429,16 +431,22 @@ def _oscillation(s: _Series, rules: Rules) -> list[Finding | None]:
 
 
 def _mode_collapse(s: _Series, rules: Rules) -> list[Finding | None]:
+    """Generated samples spread much less than real ones; or coverage of the known modes/classes fell
+    far below its best; or it stays low while D still tells real from fake easily (with D at 0.5 low
+    coverage only means samples not yet tight around the modes, which the signal cannot tell apart)."""
     warm = s.steps >= rules.warmup
     diversity = s["diversity"]
     low = diversity < rules.diversity_low
     ev = {"diversity": diversity}
+    separates = s["d_real"] - s["d_fake"] > rules.d_separates if _probabilistic(s) else np.zeros(len(low), bool)
     for key in ("mode_coverage", "class_coverage"):
         if s.has(key):
-            cov = s[key]
-            low |= cov < rules.coverage_low
+            cov, best = s[key], _running_peak(s[key])
+            low |= (cov < best - rules.coverage_drop) | ((cov < rules.coverage_low) & separates)
             ev[key] = cov
-            ev[f"{key}_best"] = _running_peak(cov)
+            ev[f"{key}_best"] = best
+    if separates.any():
+        ev["d_real"], ev["d_fake"] = s["d_real"], s["d_fake"]
     return [_finding("mode_collapse", s, low & warm, rules.lasting, ev)]
 
 
@@ -452,9 +460,8 @@ def _converging(s: _Series, rules: Rules) -> list[Finding | None]:
     if not (near[tail].all() and (s.steps[tail] >= rules.warmup).all()):
         return []
     div = diversity[tail]
-    if np.isfinite(div).all():
-        if div.min() < rules.diversity_low or div.std() > rules.stable * div.mean():
-            return []
+    if np.isfinite(div).all() and (div.min() < rules.diversity_low or div.std() > rules.stable * div.mean()):
+        return []
     mask = np.zeros(len(near), dtype=bool)
     mask[tail] = True
     return [_finding("converging", s, mask, rules.lasting, {"d_real": d_real, "d_fake": d_fake,
