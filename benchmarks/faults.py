@@ -7,12 +7,14 @@ was never interrupted. Prints one JSON object.
 How it works. A reference run trains without interruption. Then "episodes" start the same run in a
 fresh folder; each session of an episode is killed (SIGKILL, no chance to clean up) at a moment drawn
 uniformly from a window after the session started training (its resume event, or config.yaml for the
-first session), then restarted with ``--resume``. A session that outlives its window finishes the
-episode, whose final checkpoint (weights, EMA, optimizer moments, RNG and data-order state) and logged
+first session), then restarted with ``--resume``; after ``--kills-per-episode`` kills, or when a session
+outlives its window, the session runs to the end and finishes the episode, whose final checkpoint (weights, EMA, optimizer moments, RNG and data-order state) and logged
 losses are compared bit for bit with the reference. After every kill each checkpoint named by the
 manifest is verified (SHA-256 + safetensors parse), and the newest valid step must never go backwards
 (a lost checkpoint). A kill that leaves a temporary or unlisted checkpoint file behind happened during
-a checkpoint write. ``tests/test_faults.py`` runs the same harness with three kills.
+a checkpoint write. ``--rows N`` trains on N ring8 points written to an .npz instead of the built-in
+50,000: every checkpoint then carries N int64 of data order, so writes take longer and more kills land
+in them (no test-only switch in gankit itself). ``tests/test_faults.py`` runs the harness with 3 kills.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gankit import checkpoint as ckpt
@@ -45,9 +48,9 @@ TRAIN_ARGS = ["--preset", "ring8", "--quiet", "--set", "g.width=64", "--set", "d
 VOLATILE = {"time", "samples_per_s"}  # metrics.jsonl fields that depend on the wall clock
 
 
-def train_cmd(out: Path, steps: int, resume: bool) -> list[str]:
+def train_cmd(out: Path, steps: int, resume: bool, extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, "-m", "gankit", "train", "--out", str(out), "--steps", str(steps), *TRAIN_ARGS,
-            *(["--resume"] if resume else [])]
+            *extra, *(["--resume"] if resume else [])]
 
 
 def resume_events(run: Path) -> list[dict[str, Any]]:
@@ -112,12 +115,12 @@ def same_run(a: Path, b: Path) -> tuple[bool, bool]:
     return tensors_equal, ra == rb
 
 
-def run_reference(run: Path, steps: int, timeout: float = 600.0) -> float:
+def run_reference(run: Path, steps: int, timeout: float = 600.0, extra: tuple[str, ...] = ()) -> float:
     """The uninterrupted run; returns its training time in seconds (start of training to exit)."""
     err = run.with_suffix(".err")
     launched = time.time()
     with open(err, "w") as err_file:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(train_cmd(run, steps, False), stdout=subprocess.DEVNULL, stderr=err_file)
+        proc = subprocess.Popen(train_cmd(run, steps, False, extra), stdout=subprocess.DEVNULL, stderr=err_file)
     started = wait_started(proc, run, -1, launched)
     t_train = time.time()
     if proc.wait(timeout=timeout) != 0 or not started:
@@ -127,17 +130,23 @@ def run_reference(run: Path, steps: int, timeout: float = 600.0) -> float:
 
 def run_faults(kills: int = 20, seed: int = 0, steps: int = 60, kills_per_episode: int = 5,
                workdir: Path | None = None, reference: Path | None = None, train_s: float | None = None,
-               timeout: float = 600.0) -> dict[str, Any]:
+               rows: int = 0, timeout: float = 600.0) -> dict[str, Any]:
     """SIGKILL ``kills`` training sessions at random moments, resuming after each; see the module doc.
     ``reference`` (with its training time ``train_s``) reuses an uninterrupted run of ``train_cmd``."""
     rng = random.Random(seed)
     tmp = tempfile.TemporaryDirectory(prefix="gankit-faults-") if workdir is None else None
     work = Path(tmp.name if tmp else workdir)
     t0 = time.time()
+    extra: tuple[str, ...] = ()
+    if rows:
+        from gankit.data.builtin import sample_mixture
+
+        np.savez(work / "ring8.npz", x=sample_mixture("ring8", rows, seed=0).astype(np.float32))
+        extra = ("--set", f"data.source={work / 'ring8.npz'}")
     if reference is None or train_s is None:
         reference = work / "reference"
-        train_s = run_reference(reference, steps, timeout)
-    window = 2 * train_s / kills_per_episode  # mean kill time: one kills_per_episode-th of the run
+        train_s = run_reference(reference, steps, timeout, extra)
+    window = 2 * train_s / (kills_per_episode + 1)  # k kills spread over one run on average
 
     per_kill: list[dict[str, Any]] = []
     episodes: list[dict[str, Any]] = []
@@ -145,18 +154,20 @@ def run_faults(kills: int = 20, seed: int = 0, steps: int = 60, kills_per_episod
     while len(per_kill) < kills and len(episodes) < 4 * kills:
         run = work / f"episode-{len(episodes)}"
         resume, best_valid, pending = False, -1, None  # pending: the kill whose resume we wait for
+        episode_kills = 0
         while True:
             before = len(resume_events(run)) if resume else -1
             err_path = work / f"{run.name}-session-{len(per_kill)}.err"
             launched = time.time()
             with open(err_path, "w") as err_file:
-                proc = subprocess.Popen(train_cmd(run, steps, resume), stdout=subprocess.DEVNULL, stderr=err_file)
+                proc = subprocess.Popen(train_cmd(run, steps, resume, extra), stdout=subprocess.DEVNULL,
+                                    stderr=err_file)
             started = wait_started(proc, run, before, launched)
             if pending is not None:
                 events = resume_events(run)
                 pending["resumed"] = bool(started and events and events[-1].get("to_step") == pending["expect_step"])
                 pending = None
-            if started and len(per_kill) < kills:
+            if started and len(per_kill) < kills and episode_kills < kills_per_episode:
                 delay = rng.uniform(0, window)
                 time.sleep(delay)
                 if proc.poll() is None:
@@ -171,6 +182,7 @@ def run_faults(kills: int = 20, seed: int = 0, steps: int = 60, kills_per_episod
                     best_valid = max(best_valid, newest)
                     per_kill.append(record)
                     pending, resume = record, True
+                    episode_kills += 1
                     continue
             rc = proc.wait(timeout=timeout)
             if rc != 0:
@@ -198,7 +210,7 @@ def run_faults(kills: int = 20, seed: int = 0, steps: int = 60, kills_per_episod
         "metrics_identical": bool(episodes) and all(e["metrics_identical"] for e in episodes),
         "leftover_files_after_finish": sum(len(e["leftovers_at_end"]) for e in episodes),
         "errors": errors,
-        "steps": steps, "seed": seed, "kill_window_s": round(window, 3), "reference_train_s": round(train_s, 2),
+        "steps": steps, "seed": seed, "rows": rows or "built-in 50000", "kill_window_s": round(window, 3), "reference_train_s": round(train_s, 2),
         "wall_s": round(time.time() - t0, 1),
         "per_kill": per_kill, "per_episode": episodes,
     }
@@ -209,9 +221,10 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--kills-per-episode", type=int, default=5)
+    parser.add_argument("--kills-per-episode", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=0, help="train on this many ring8 points (0: built-in)")
     args = parser.parse_args()
-    result = run_faults(args.kills, args.seed, args.steps, args.kills_per_episode)
+    result = run_faults(args.kills, args.seed, args.steps, args.kills_per_episode, rows=args.rows)
     result["command"] = " ".join(["benchmarks/faults.py", *sys.argv[1:]])
     result["machine"] = f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}"
     print(json.dumps(result, indent=1))
