@@ -544,8 +544,9 @@ def evaluate(
     if classifier is not None and features not in ("auto", "classifier"):
         raise UserError(f"--classifier is for --features classifier, not {features}")
     features = choose_features(features, classifier, real_set)
+    # The reference classifier's seed stays 0: --seed varies the samples, not the feature space.
     extractor = build_extractor(features, real_set, classifier=classifier, weights=weights, cache=cache,
-                                seed=seed, progress=progress)
+                                progress=progress)
     if features == "classifier" and fake_set.classes and extractor.classifier.spec.classes \
             and "agreement" in names and fake_set.classes != extractor.classifier.spec.classes[: len(fake_set.classes)]:
         raise UserError(f"the classifier's classes {extractor.classifier.spec.classes} are not the generator's "
@@ -553,7 +554,7 @@ def evaluate(
 
     t0 = time.time()
     real_feats, real_logits, _, cached = cached_features(real_set, extractor, batch_size=batch_size,
-                                                                   progress=progress, cache=cache)
+                                                         progress=progress, cache=cache)
     keep = CAS_SAMPLES if "cas" in names else 0
     fake_feats, fake_logits, fake_labels, fake_sample = stream_features(fake_set, extractor, batch_size=batch_size,
                                                                         progress=progress, keep=keep)
