@@ -269,3 +269,6 @@ def test_eval_hook_is_off_by_default_and_checks_best():
     cfg.eval.every, cfg.eval.features, cfg.eval.metrics, cfg.eval.best = 10, "raw", "fid", "precision"
     with pytest.raises(UserError, match="eval.best=precision is not among"):
         make_eval_hook(cfg, ds, "cpu")
+    cfg.eval.metrics, cfg.eval.n, cfg.eval.best = "fid,dc", 5, "fid"
+    with pytest.raises(UserError, match="needs at least 6 samples; eval.n is 5"):
+        make_eval_hook(cfg, ds, "cpu")

@@ -640,9 +640,12 @@ class EvalHook:
 
         cfg = config.eval
         self.every, self.n = cfg.every, cfg.n
-        if self.n < 2:
-            raise UserError(f"eval.n must be at least 2, got {self.n}")
         self.names = parse_metrics(cfg.metrics)
+        # Refuse now what would fail at the first evaluation: k-NN metrics need k + 1 samples, IS 10 splits.
+        need = max([2] + [{"pr": 4, "dc": 6, "is": 10}.get(m, 2) for m in self.names])
+        if min(self.n, len(data)) < need:
+            raise UserError(f"eval.metrics={cfg.metrics} needs at least {need} samples; eval.n is {self.n} and the "
+                            f"data set has {len(data)}")
         self.best = best_key(cfg.best) if cfg.best else ""
         self.meta = data.meta()
         self.device = device
