@@ -21,14 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = verbs.add_parser("train", help="train a classifier on labelled data",
                          description="Train a classifier on labelled DATA and write it to --out (one .safetensors "
                          f"file: weights plus a JSON description; never pickle). DATA: {DATA_HELP}. A held-out "
-                         "share (--val) is used to report accuracy, then the classifier is trained on all of it "
-                         "unless --keep-val-out is given.")
+                         "share (--val) is kept out of training to report accuracy on unseen samples; --val 0 "
+                         "trains on everything.")
     t.add_argument("data", metavar="DATA")
     t.add_argument("--out", required=True, metavar="FILE", help="the classifier file to write (.safetensors)")
     t.add_argument("--size", type=int, help="image side in pixels (default: the data's own; built-ins 16)")
     t.add_argument("--epochs", type=int, default=8, help="passes over the data (default 8)")
     t.add_argument("--val", type=float, default=0.1, help="held-out share for the accuracy report (default 0.1)")
-    t.add_argument("--keep-val-out", action="store_true", help="do not retrain on the held-out share")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(func=run_train)
@@ -92,14 +91,11 @@ def run_train(args: argparse.Namespace) -> int:
     order = np.random.default_rng(args.seed).permutation(len(x))
     n_val = round(args.val * len(x))
     result = {"data": sset.name, "n": len(x), "classes": sset.classes}
-    clf = None
+    val, tr = order[:n_val], order[n_val:]
+    clf = train_classifier(x[tr], y[tr], epochs=args.epochs, seed=args.seed, classes=sset.classes)
     if n_val:
-        val, tr = order[:n_val], order[n_val:]
-        clf = train_classifier(x[tr], y[tr], epochs=args.epochs, seed=args.seed, classes=sset.classes)
         result["val_accuracy"] = clf.accuracy(x[val], y[val].numpy())
         result["n_val"] = n_val
-    if clf is None or not args.keep_val_out:
-        clf = train_classifier(x, y, epochs=args.epochs, seed=args.seed, classes=sset.classes)
     result["train_accuracy"] = clf.spec.train_accuracy
     clf.save(out)
     result["out"] = str(out)
@@ -107,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         val = f", held-out accuracy {result['val_accuracy']:.4f} on {n_val}" if "val_accuracy" in result else ""
-        print(f"trained a {clf.spec.kind} on {len(x)} samples of {sset.name} ({len(sset.classes)} classes): "
+        print(f"trained a {clf.spec.kind} on {len(tr)} samples of {sset.name} ({len(sset.classes)} classes): "
               f"training accuracy {clf.spec.train_accuracy:.4f}{val}; wrote {out}")
     return 0
 
