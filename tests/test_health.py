@@ -121,6 +121,9 @@ def test_rollback_events_count_as_divergence():
                "lr_g": 1e-4, "lr_d": 1e-4}]
     f = {x.code: x for x in diagnose(records(), events, rules=RULES)}
     assert f["divergence"].first_step == 500 and f["divergence"].evidence["rollbacks"] == 1
+    skipped = [{"step": 700, "event": "nonfinite", "action": "skip", "phase": "d", "at_step": 701}]
+    f = {x.code: x for x in diagnose(records(), skipped, rules=RULES)}
+    assert (f["divergence"].first_step, f["divergence"].evidence["nonfinite_events"]) == (701, 1)
 
 
 def test_read_jsonl_skips_torn_last_line(tmp_path):
@@ -217,3 +220,20 @@ def test_monitor_rolls_back_on_divergence(monitor, tmp_path):
     m.on_log(trainer, dict(records(n=12)[-1], loss_d=float("inf")))
     assert trainer.rolled == [(trainer.rolled[0][0], 0.5)] and "loss_d" in trainer.rolled[0][0]
     assert all(r["step"] <= 500 for r in m.records) and m.rollbacks == 1
+
+
+@pytest.mark.slow
+def test_training_logs_health_signals_and_doctor_reads_them(tiny_toy, tmp_path):
+    import gankit
+    from gankit.health import doctor
+
+    gankit.train(tiny_toy, tmp_path / "on")
+    recs = read_jsonl(tmp_path / "on" / "metrics.jsonl")
+    for key in ("d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_g", "grad_norm_d", "diversity",
+                "mode_coverage", "nonfinite"):
+        assert all(key in r for r in recs), key
+    assert "loss_g_trend" in recs[-1] and recs[-1]["d_output"] == "probability"
+    assert set(doctor(tmp_path / "on")) == {"findings", "verdict"}
+    tiny_toy.health.enabled = False
+    gankit.train(tiny_toy, tmp_path / "off", steps=10)
+    assert "diversity" not in read_jsonl(tmp_path / "off" / "metrics.jsonl")[-1]

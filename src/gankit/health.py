@@ -469,18 +469,25 @@ def _converging(s: _Series, rules: Rules) -> list[Finding | None]:
 
 
 def _from_events(events: list[dict[str, Any]], findings: list[Finding]) -> list[Finding]:
-    """Rollbacks erase the diverged records from metrics.jsonl; the events keep the evidence."""
+    """Rollbacks erase the diverged records from metrics.jsonl, and skipped non-finite updates may
+    leave none; the events (health rollbacks, the engine's train.nonfinite actions) keep the evidence."""
     rollbacks = [e for e in events if e.get("event") == "rollback"]
-    if not rollbacks:
+    faults = [e for e in events if e.get("event") == "nonfinite"]
+    if not rollbacks and not faults:
         return []
+    ev: dict[str, Any] = {"rollbacks": len(rollbacks), "nonfinite_events": len(faults)}
     for f in findings:
         if f.code == "divergence":
-            f.evidence["rollbacks"] = len(rollbacks)
+            f.evidence.update(ev)
             return []
-    ev = {"rollbacks": len(rollbacks), "reason": str(rollbacks[0].get("reason", "")),
-          "lr_g": rollbacks[-1].get("lr_g"), "lr_d": rollbacks[-1].get("lr_d")}
-    return [Finding("divergence", int(rollbacks[0].get("to_step", 0)), int(rollbacks[-1].get("from_step", 0)),
-                    ev, REMEDIES["divergence"])]
+    if rollbacks:
+        ev.update(reason=str(rollbacks[0].get("reason", "")), lr_g=rollbacks[-1].get("lr_g"),
+                  lr_d=rollbacks[-1].get("lr_d"))
+    starts = [int(e.get("to_step", e.get("step", 0))) for e in rollbacks]
+    starts += [int(e.get("at_step", e.get("step", 0))) for e in faults]
+    ends = [int(e.get("from_step", e.get("step", 0))) for e in rollbacks]
+    ends += [int(e.get("at_step", e.get("step", 0))) for e in faults]
+    return [Finding("divergence", min(starts), max(ends), ev, REMEDIES["divergence"])]
 
 
 # ---------------------------------------------------------------------------------------------
