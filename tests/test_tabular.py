@@ -16,8 +16,8 @@ from gankit.errors import UserError
 from gankit.metrics.tabular import evaluate, fidelity, privacy
 from gankit.tasks.tabular import TabularGAN, constraint_mask
 
-SMALL = dict(epochs=3, batch_size=50, z_dim=16, g_dims=[32], d_dims=[32], pack=5, max_modes=3, verbose=False,
-             threads=1)
+SMALL = {"epochs": 3, "batch_size": 50, "z_dim": 16, "g_dims": [32], "d_dims": [32], "pack": 5, "max_modes": 3,
+         "verbose": False, "threads": 1}
 
 
 def mixed_table(n: int = 120, seed: int = 0) -> pd.DataFrame:

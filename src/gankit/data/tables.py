@@ -24,6 +24,8 @@ DISCRETE_KINDS = ("categorical", "boolean")  # one-hot, and eligible for the con
 
 # Numbers with at most this many distinct values are taken as categories (codes such as 1..5 ratings).
 MAX_CODE_VALUES = 10
+# An inferred categorical column with more distinct values than this and than half its rows is refused.
+MAX_CATEGORIES = 50
 _BOOLEAN_WORDS = ({"true", "false"}, {"yes", "no"}, {"t", "f"}, {"y", "n"})
 _ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")
 
@@ -51,11 +53,11 @@ def read_csv(path: str | Path) -> pd.DataFrame:
             continue
     if text is None or "\x00" in text:
         raise UserError(f"{path}: not a CSV file (binary content)")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else None
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else _sniff_separator(text)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            df = pd.read_csv(io.StringIO(text), sep=sep, engine="python", skipinitialspace=True)
+            df = pd.read_csv(io.StringIO(text), sep=sep, engine="c", index_col=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -64,7 +66,18 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     if df.shape[1] == 0 or len(df) == 0:
         raise UserError(f"{path}: no data rows (only a header or nothing)")
+    df.attrs["source"] = str(path)  # names the file in later errors
     return df
+
+
+def _sniff_separator(text: str) -> str:
+    """The field separator of the first lines: comma unless semicolons, tabs or bars fit better."""
+    import csv
+
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
 
 
 def _boolean_like(values: pd.Series) -> bool:
@@ -117,6 +130,7 @@ def infer_types(df: pd.DataFrame, discrete_columns: list[str] | None = None,
                 column_types: dict[str, str] | None = None, name: str = "table") -> dict[str, str]:
     """Each column's kind. ``discrete_columns`` (the ctgan argument) forces categorical; ``column_types``
     forces any kind. Also checks the table is usable (see :func:`validate`)."""
+    name = df.attrs.get("source", name) if isinstance(df, pd.DataFrame) else name
     validate(df, name)
     forced = dict(column_types or {})
     for col in discrete_columns or []:
@@ -129,6 +143,10 @@ def infer_types(df: pd.DataFrame, discrete_columns: list[str] | None = None,
     types = {}
     for col in df.columns:
         kind = forced.get(col) or infer_kind(df[col])
+        distinct, present = df[col].nunique(), int(df[col].notna().sum())
+        if col not in forced and kind == "categorical" and distinct > max(MAX_CATEGORIES, present // 2):
+            raise UserError(f"{name}: column '{col}' has {distinct} distinct values in {present} rows (an "
+                            "identifier or free text?); drop it, or force it with discrete_columns/--discrete")
         if kind in ("continuous", "integer") and df[col].dropna().dtype.kind not in "iufb":
             numeric = pd.to_numeric(df[col].dropna(), errors="coerce")
             if numeric.isna().any():
