@@ -63,6 +63,10 @@ def test_infer_types_every_kind(tmp_path):
         infer_types(codes, discrete_columns=["nope"])
     with pytest.raises(UserError, match="unknown type"):
         infer_types(codes, column_types={"x": "float"})
+    ids = pd.DataFrame({"id": [f"user{i}" for i in range(200)], "v": np.arange(200) % 7})
+    with pytest.raises(UserError, match="column 'id' has 200 distinct values"):
+        infer_types(ids)
+    assert infer_types(ids, discrete_columns=["id"])["id"] == "categorical"  # forced: the user's call
     with pytest.raises(UserError, match="non-numeric"):
         infer_types(pd.DataFrame({"a": ["x", "y", "z"]}), column_types={"a": "integer"})
 
@@ -72,6 +76,7 @@ def test_infer_types_every_kind(tmp_path):
     (b"a,b\n", "no data rows"),
     (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a CSV"),
     (b"PK\x03\x04zipdata", "not a CSV"),
+    (b"a,b\n1,2\n3,4,5,6\n", "Expected 2 fields"),
 ])
 def test_read_csv_refuses_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
