@@ -25,17 +25,18 @@ TEXT_MODELS = [("lm", {}), ("gan-gumbel", {"estimator": "gumbel"}), ("gan-reinfo
 
 
 def text_bench(source: str, seconds: float, out: Path, n: int, seed: int, temps: tuple[float, ...],
-               hidden: int) -> dict:
+               hidden: int, clock: str) -> dict:
     results = {}
     lm_dir = out / source / "lm"
     for name, extra in TEXT_MODELS:
         run = out / source / name
         shutil.rmtree(run, ignore_errors=True)
         cfg = SequenceConfig.for_model("lm" if name == "lm" else "gan", seconds=seconds, steps=10**9,
-                                       seed=seed, progress=False, hidden=hidden, **extra)
+                                       seed=seed, progress=False, hidden=hidden, clock=clock, **extra)
         t = time.time()
         summary = fit(source, run, cfg)
-        entry = {"fit_seconds": round(time.time() - t, 1), "max_len": summary["max_len"],
+        entry = {"fit_seconds": round(time.time() - t, 1), "train_cpu_seconds": summary["cpu_seconds"],
+                 "train_wall_seconds": summary["seconds"], "max_len": summary["max_len"],
                  "heldout_nll": summary.get("heldout_nll")}
         if "mle" in summary:
             entry["mle_steps"] = summary["mle"]["steps"]
@@ -53,16 +54,17 @@ def text_bench(source: str, seconds: float, out: Path, n: int, seed: int, temps:
     return results
 
 
-def music_bench(seconds: float, out: Path, n: int, seed: int, docs: Path | None) -> dict:
+def music_bench(seconds: float, out: Path, n: int, seed: int, docs: Path | None, clock: str) -> dict:
     results = {}
     for name, model, extra in (("pianoroll-gan", "pianoroll-gan", {}), ("event-lm", "lm", {"kind": "midi", "bars": 1})):
         run = out / "chorales" / name
         shutil.rmtree(run, ignore_errors=True)
-        cfg = SequenceConfig.for_model(model, seconds=seconds, steps=10**9, seed=seed, progress=False, **extra)
+        cfg = SequenceConfig.for_model(model, seconds=seconds, steps=10**9, seed=seed, progress=False, clock=clock,
+                                       **extra)
         t = time.time()
         summary = fit("chorales", run, cfg)
         ev = evaluate(run, n=n, seed=seed)
-        results[name] = {"fit_seconds": round(time.time() - t, 1),
+        results[name] = {"fit_seconds": round(time.time() - t, 1), "train_cpu_seconds": summary["cpu_seconds"],
                          "steps": summary["adversarial"]["step"] if "adversarial" in summary else summary["mle"]["steps"],
                          "bars": cfg.bars, "real": ev["real"], "generated": ev["generated"],
                          "distance": ev["distance"], "n_real": ev["n_real"]}
@@ -143,6 +145,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="samples per evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench-seq")
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                   help="budget clock: cpu = this process's CPU time, fair on a shared machine (default)")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown to FILE")
     p.add_argument("--temperatures", default="1.0,0.9,0.8,0.7,0.5", help="LM sampling temperatures")
     p.add_argument("--hidden", type=int, default=256, help="LSTM units of every text model (default 256)")
@@ -150,14 +154,16 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     report = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "seconds": args.seconds,
-              "hidden": args.hidden,
+              "clock": args.clock, "hidden": args.hidden,
               "music_seconds": args.music_seconds, "n": args.n, "seed": args.seed, "text": {}}
     for source in [s for s in args.text.split(",") if s]:
         temps = tuple(float(t) for t in args.temperatures.split(","))
-        report["text"][source] = text_bench(source, args.seconds, out, args.n, args.seed, temps, args.hidden)
+        report["text"][source] = text_bench(source, args.seconds, out, args.n, args.seed, temps, args.hidden,
+                                            args.clock)
         print(json.dumps({source: report["text"][source]}), flush=True)
     if not args.no_music:
-        report["music"] = music_bench(args.music_seconds, out, args.n, args.seed, Path(args.docs) if args.docs else None)
+        report["music"] = music_bench(args.music_seconds, out, args.n, args.seed, Path(args.docs) if args.docs else None,
+                                      args.clock)
     print(json.dumps(report, indent=1))
     if args.markdown:
         Path(args.markdown).write_text(markdown(report))

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "word otherwise)")
     f.add_argument("--steps", type=int, help="lm: MLE steps; GANs: adversarial steps (default 2000; "
                    "unlimited when --seconds is given)")
-    f.add_argument("--seconds", type=float, help="wall-clock budget for the whole fit, pre-training included")
+    f.add_argument("--seconds", type=float, help="time budget for training, pre-training included")
+    f.add_argument("--clock", choices=["wall", "cpu"], help="the budget's clock: wall (default) or this "
+                   "process's CPU time (fair comparisons on a shared machine)")
     f.add_argument("--pretrain-steps", type=int, help="gan without --seconds: MLE pre-training steps (default 1000)")
     f.add_argument("--pretrain-share", type=float, help="gan with --seconds: share of it for pre-training "
                    "(default 0.5)")
@@ -111,7 +113,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
     opts = _overrides(args.overrides)
     opts.update({"kind": args.kind, "estimator": args.estimator, "level": args.level, "steps": args.steps,
-                 "seconds": args.seconds, "pretrain_steps": args.pretrain_steps,
+                 "seconds": args.seconds, "clock": args.clock, "pretrain_steps": args.pretrain_steps,
                  "pretrain_share": args.pretrain_share, "max_len": args.max_len, "drop_long": args.drop_long,
                  "rollouts": args.rollouts, "hidden": args.hidden, "batch_size": args.batch_size,
                  "seed": args.seed})

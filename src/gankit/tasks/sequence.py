@@ -40,10 +40,12 @@ from gankit.nets.sequence import (
     mask_after_eos,
     rollout_rewards,
 )
+from gankit.tasks.gan import discriminator_signals
 
 MODELS = ("lm", "gan", "pianoroll-gan")
 ESTIMATORS = ("gumbel", "reinforce")
 MAX_LEN_LIMIT = 512
+CLOCKS = {"wall": time.time, "cpu": time.process_time}
 
 
 @dataclass
@@ -70,7 +72,8 @@ class SequenceConfig:
     lr_g: float = 1e-4  # adversarial phase
     lr_d: float = 1e-4
     steps: int = 2000  # lm: MLE steps; gan / pianoroll-gan: adversarial generator steps
-    seconds: float = 0.0  # wall-clock budget for the whole fit (pre-training included); 0 = none
+    seconds: float = 0.0  # time budget for training (pre-training included); 0 = none
+    clock: str = "wall"  # the budget's clock: wall | cpu (this process's CPU time: fair on a shared machine)
     pretrain_steps: int = 1000  # gan: MLE pre-training steps of the generator
     pretrain_share: float = 0.5  # gan with a time budget: share of it spent on pre-training
     tau_start: float = 1.0  # gumbel: temperature at the start of the adversarial phase
@@ -104,6 +107,8 @@ class SequenceConfig:
             raise UserError(f"heldout must be in [0, 0.5), got {self.heldout}")
         if not 0.0 <= self.pretrain_share < 1.0:
             raise UserError(f"pretrain_share must be in [0, 1), got {self.pretrain_share}")
+        if self.clock not in CLOCKS:
+            raise UserError(f"clock must be wall or cpu, got '{self.clock}'")
         if self.seconds < 0 or self.tau_start <= 0 or self.tau_end <= 0:
             raise UserError("seconds must be >= 0 and tau_start, tau_end positive")
         for key in ("lr", "lr_g", "lr_d"):
@@ -181,8 +186,6 @@ class TextGAN:
         self.step = step
         real_out, fake_out = self.D(batch["x"]), self.D(fake["x"].detach())
         loss = self.loss.d(real_out, fake_out)
-        from gankit.tasks.gan import discriminator_signals
-
         return loss, {"loss_d": loss.detach(), **discriminator_signals(real_out.detach(), fake_out.detach())}
 
     def g_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
@@ -242,13 +245,13 @@ class PianorollGAN:
 
 
 class TimeBudget:
-    """An engine hook that stops the run once its wall-clock budget is spent."""
+    """An engine hook that stops the run once its time budget is spent (checked at every logged step)."""
 
-    def __init__(self, deadline: float):
-        self.deadline = deadline
+    def __init__(self, deadline: float, clock: str = "wall"):
+        self.deadline, self.clock = deadline, CLOCKS[clock]
 
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        if time.time() >= self.deadline and trainer.stop_reason is None:
+        if self.clock() >= self.deadline and trainer.stop_reason is None:
             trainer.request_stop("time budget spent")
 
 
@@ -266,8 +269,8 @@ def mle_train(model: LSTMLM, ids: Tensor, cfg: SequenceConfig, steps: int, deadl
     model.train()
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not cfg.progress, mininterval=0.5)
     done, running = 0, None
-    started = time.time()
-    while done < steps and (deadline is None or time.time() < deadline):
+    started, clock = time.time(), CLOCKS[cfg.clock]
+    while done < steps and (deadline is None or clock() < deadline):
         x = next(batches)["x"]
         loss = model.nll(x)
         opt.zero_grad(set_to_none=True)
@@ -355,8 +358,9 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
             "data": {"source": str(source), "name": data.name, "kind": data.kind, "level": data.level,
                      "train": len(train_seqs), "heldout": len(held_seqs)}}
 
-    started = time.time()  # the time budget counts training only, not reading and encoding the data
-    deadline = started + cfg.seconds if cfg.seconds > 0 else None
+    started, cpu_started = time.time(), time.process_time()
+    # The budget counts training only, not reading and encoding the data.
+    deadline = CLOCKS[cfg.clock]() + cfg.seconds if cfg.seconds > 0 else None
     G = build_lm(cfg, len(vocab), cfg.max_len).to(device)
     summary: dict[str, Any] = {"model": cfg.model, "data": meta["data"], "max_len": cfg.max_len,
                                "vocab_size": len(vocab)}
@@ -367,7 +371,7 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
     else:
         # With a time budget, pre-training gets its share of the time; otherwise pretrain_steps steps.
         if deadline is not None and cfg.pretrain_share > 0:
-            pre_deadline = started + cfg.seconds * cfg.pretrain_share
+            pre_deadline = deadline - cfg.seconds * (1 - cfg.pretrain_share)
             summary["pretrain"] = mle_train(G, ids, cfg, 10**9, pre_deadline, device, desc="pretrain")
         elif deadline is None and cfg.pretrain_steps > 0:
             summary["pretrain"] = mle_train(G, ids, cfg, cfg.pretrain_steps, None, device, desc="pretrain")
@@ -380,6 +384,7 @@ def fit(source: str, out: str | Path, cfg: SequenceConfig) -> dict[str, Any]:
         summary["heldout_nll"] = nll
         summary["heldout_ppl"] = math.exp(min(nll, 50))
     summary["seconds"] = round(time.time() - started, 2)
+    summary["cpu_seconds"] = round(time.process_time() - cpu_started, 2)
     ckpt.atomic_write_json(out / "summary.json", summary)
     return summary
 
@@ -390,15 +395,15 @@ def _run_engine(task: Any, x: Tensor, out: Path, cfg: SequenceConfig, meta: dict
     batches = Batches(Dataset(x=x, kind="sequence"), min(cfg.batch_size, len(x)), device, seed=cfg.seed)
     train = TrainConfig(steps=cfg.steps, n_critic=cfg.n_critic, ema=0.0, seed=cfg.seed, device=cfg.device,
                         z_dim=cfg.z_dim)
-    log = LogConfig(every=5, sample_every=10**9, checkpoint_every=max(cfg.steps, 1), keep_last=2,
-                    progress=cfg.progress)
+    log = LogConfig(every=1 if deadline else 10, sample_every=10**9, checkpoint_every=max(cfg.steps, 1),
+                    keep_last=2, progress=cfg.progress)
     opt_g = OptimConfig(lr=cfg.lr_g, beta1=0.5, beta2=0.999)
     opt_d = OptimConfig(lr=cfg.lr_d, beta1=0.5, beta2=0.999)
-    hooks = [TimeBudget(deadline)] if deadline else []
+    hooks = [TimeBudget(deadline, cfg.clock)] if deadline else []
     trainer = Trainer(task, batches, out, train, opt_g, opt_d, log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits", hooks=hooks)
     (out / "metrics.jsonl").unlink(missing_ok=True)
-    if deadline is not None and time.time() >= deadline:
+    if deadline is not None and CLOCKS[cfg.clock]() >= deadline:
         trainer.save()  # the pre-training used the whole budget: keep the pre-trained generator
         return {"step": 0, "stop_reason": "time budget spent before the adversarial phase"}
     result = trainer.fit(cfg.steps)
@@ -422,11 +427,12 @@ def _fit_pianoroll(data: sq.SequenceData, out: Path, cfg: SequenceConfig, device
                      "heldout": len(held_idx)}}
     G, D = build_pianoroll(cfg)
     task = PianorollGAN(G.to(device), D.to(device), cfg)
-    started = time.time()
-    deadline = started + cfg.seconds if cfg.seconds > 0 else None
+    started, cpu_started = time.time(), time.process_time()
+    deadline = CLOCKS[cfg.clock]() + cfg.seconds if cfg.seconds > 0 else None
     summary = {"model": cfg.model, "data": meta["data"], "shape": list(rolls.shape[1:]),
                "adversarial": _run_engine(task, x, out, cfg, meta, deadline, device)}
     summary["seconds"] = round(time.time() - started, 2)
+    summary["cpu_seconds"] = round(time.process_time() - cpu_started, 2)
     ckpt.atomic_write_json(out / "summary.json", summary)
     return summary
 
