@@ -19,7 +19,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_checkpoint_safety import WEIGHT_LEVEL, build_bad_runs, build_good_run
+from test_checkpoint_safety import WEIGHT_LEVEL, bad_run_world
 
 from gankit.cli import COMMANDS, main
 from gankit.config import Config, all_keys, apply_overrides
@@ -95,6 +95,9 @@ CASES: dict[str, list[tuple[list[str], bool | set[str]]]] = {
     "upscale": [(["upscale", "fit", "--data", "{images}", "--out", "{out}", "--steps", "1", "--quiet"], True),
                 (["upscale", "apply", "{run}", "--in", str(BAD / "odd_modes" / "rgb.png"), "--out", "{out}.png"],
                  True)],
+    "stylemix": [(["stylemix", "{run}", "--rows", "0,1", "--cols", "2", "--out", "{out}.png"], True)],
+    "project": [(["project", "{run}", "--image", str(BAD / "odd_modes" / "rgb.png"), "--out", "{out}", "--steps", "1"],
+                 True)],
     "tabular": [(["tabular", "fit", "{csv}", "--out", "{out}", "--epochs", "1", "--batch-size", "10"], True),
                 (["tabular", "sample", "{run}", "--n", "5", "--out", "{out}.csv"], True)],
 }
@@ -119,8 +122,7 @@ def test_every_command_has_bad_input_cases():
 def world(tmp_path_factory):
     """Bad run folders, a symlink loop, and where each placeholder value lives."""
     root = tmp_path_factory.mktemp("bad")
-    marker = root / "PAYLOAD_RAN"
-    runs = build_bad_runs(root, build_good_run(root), marker)
+    _, runs, marker = bad_run_world(tmp_path_factory)
     loop = root / "symlink_loop"
     (loop / "sub").mkdir(parents=True)
     shutil.copy(BAD / "odd_modes" / "grey.png", loop / "ok.png")
@@ -198,13 +200,12 @@ def test_command_over_the_corpus(command, world, tmp_path):
 def test_real_process_exit_code_and_one_line(world, tmp_path):
     """The same contract through `python -m gankit`, as a user's shell sees it."""
     _, where = world
-    for argv in (["sample", str(where["{run}"]("pickle_as_safetensors")), "--out", str(tmp_path / "x.png")],
-                 ["train", "--out", str(tmp_path / "r"), "--set", f"data.source={BAD / 'images' / 'bomb'}"]):
+    for argv in (["sample", str(where["{run}"]("pickle_as_safetensors")), "--out", str(tmp_path / "x.png")],):
         proc = subprocess.run([sys.executable, "-m", "gankit", *argv], capture_output=True, text=True, timeout=300,
                               check=False)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "x.png").exists() and not (tmp_path / "r").exists()
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_odd_image_modes_are_converted(tmp_path):
@@ -233,7 +234,7 @@ yaml_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_
                                                             st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                            max_leaves=8)
 keys = st.one_of(st.sampled_from(all_keys()), st.text(max_size=20))
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FAST

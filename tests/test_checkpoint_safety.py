@@ -125,12 +125,23 @@ WEIGHT_LEVEL = {"pickle_as_safetensors", "torch_save_as_safetensors", "truncated
                 "meta_without_config", "meta_config_not_mapping", "meta_config_unknown_key"}
 
 
+_BUILT: dict = {}
+
+
+def bad_run_world(tmp_path_factory) -> tuple[Path, dict[str, Path], Path]:
+    """(good run, bad runs by name, payload marker), built once per test session (read-only: a test
+    that lets a command write into a run works on a copy)."""
+    if not _BUILT:
+        root = tmp_path_factory.mktemp("runs")
+        marker = root / "PAYLOAD_RAN"
+        good = build_good_run(root)
+        _BUILT.update(good=good, runs=build_bad_runs(root, good, marker), marker=marker)
+    return _BUILT["good"], _BUILT["runs"], _BUILT["marker"]
+
+
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    marker = root / "PAYLOAD_RAN"
-    good = build_good_run(root)
-    runs = build_bad_runs(root, good, marker)
+    good, runs, marker = bad_run_world(tmp_path_factory)
     yield good, runs, marker
     assert not marker.exists(), "a pickle payload was executed"
 

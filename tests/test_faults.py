@@ -69,10 +69,11 @@ def test_crash_at_every_point_of_a_checkpoint_write(tmp_path, monkeypatch):
                          "step-00000009.json", "step-00000009.safetensors"], names
 
 
-def test_torn_log_lines_and_no_checkpoint_yet_resume(tiny_toy, tmp_path):
+def test_torn_log_lines_and_no_checkpoint_yet_resume(quiet_toy, tmp_path):
     """A kill can cut a log line in half or come before the first checkpoint: --resume still works."""
     import gankit
 
+    tiny_toy = quiet_toy
     straight = gankit.train(tiny_toy, tmp_path / "straight", steps=10)
     run = tmp_path / "run"
     gankit.train(tiny_toy, run, steps=10)
@@ -145,6 +146,14 @@ def _plant_nan(monkeypatch, at_steps, once=True):
     monkeypatch.setattr(GAN, "d_loss", d_loss)
 
 
+@pytest.fixture
+def quiet_toy(tiny_toy):
+    """tiny_toy without sample plots or health signals: only the non-finite policy acts."""
+    tiny_toy.log.sample_every = 10**6
+    tiny_toy.health.enabled = False
+    return tiny_toy
+
+
 def _events(run):
     return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
 
@@ -154,10 +163,10 @@ def _adam_steps(run, prefix):
     return {int(v) for k, v in tensors.items() if k.startswith(f"{prefix}.state.") and k.endswith(".step")}
 
 
-def test_nonfinite_skip_drops_that_update(tiny_toy, tmp_path, monkeypatch):
+def test_nonfinite_skip_drops_that_update(quiet_toy, tmp_path, monkeypatch):
     _plant_nan(monkeypatch, {5})
-    tiny_toy.train.nonfinite = "skip"
-    summary = gankit_train(tiny_toy, tmp_path / "run", steps=10)
+    quiet_toy.train.nonfinite = "skip"
+    summary = gankit_train(quiet_toy, tmp_path / "run", steps=10)
     assert summary["finished"] and summary["step"] == 10
     skips = [e for e in _events(tmp_path / "run") if e["event"] == "nonfinite"]
     assert [(e["action"], e["phase"], e["at_step"]) for e in skips] == [("skip", "d", 5)]
@@ -167,37 +176,35 @@ def test_nonfinite_skip_drops_that_update(tiny_toy, tmp_path, monkeypatch):
     assert all(torch.isfinite(v).all() for k, v in tensors.items() if v.is_floating_point())
 
 
-def test_nonfinite_rollback_returns_to_the_last_checkpoint(tiny_toy, tmp_path, monkeypatch):
-    _plant_nan(monkeypatch, {25})
-    tiny_toy.train.nonfinite = "rollback"
-    tiny_toy.health.enabled = False
-    summary = gankit_train(tiny_toy, tmp_path / "run", steps=40)
-    assert summary["finished"] and summary["step"] == 40
+def test_nonfinite_rollback_returns_to_the_last_checkpoint(quiet_toy, tmp_path, monkeypatch):
+    _plant_nan(monkeypatch, {13})
+    quiet_toy.train.nonfinite = "rollback"
+    quiet_toy.log.every, quiet_toy.log.checkpoint_every = 5, 10
+    summary = gankit_train(quiet_toy, tmp_path / "run", steps=20)
+    assert summary["finished"] and summary["step"] == 20
     events = _events(tmp_path / "run")
     fault = next(e for e in events if e["event"] == "nonfinite")
     rollback = next(e for e in events if e["event"] == "rollback")
-    assert fault["at_step"] == 25 and fault["action"] == "rollback"
-    assert rollback["from_step"] == 30 and rollback["to_step"] == 20  # detected at the next log line
-    assert summary["last"]["lr_d"] == pytest.approx(tiny_toy.opt_d.lr * 0.5)
+    assert fault["at_step"] == 13 and fault["action"] == "rollback"
+    assert rollback["from_step"] == 15 and rollback["to_step"] == 10  # detected at the next log line
+    assert summary["last"]["lr_d"] == pytest.approx(quiet_toy.opt_d.lr * 0.5)
     tensors, _ = ckpt.load_latest(tmp_path / "run" / "checkpoints")
     assert all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
 
 
-def test_nonfinite_stop_saves_nothing_after_the_fault(tiny_toy, tmp_path, monkeypatch):
-    _plant_nan(monkeypatch, {25})
-    tiny_toy.train.nonfinite = "stop"
-    tiny_toy.health.enabled = False
-    tiny_toy.log.checkpoint_every = 10
-    summary = gankit_train(tiny_toy, tmp_path / "run", steps=40)
-    assert not summary["finished"] and "non-finite" in summary["stop_reason"] and summary["step"] == 30
-    assert [e["step"] for e in ckpt.read_manifest(tmp_path / "run" / "checkpoints")] == [10, 20]
+def test_nonfinite_stop_saves_nothing_after_the_fault(quiet_toy, tmp_path, monkeypatch):
+    _plant_nan(monkeypatch, {13})
+    quiet_toy.train.nonfinite = "stop"
+    quiet_toy.log.every, quiet_toy.log.checkpoint_every = 5, 5
+    summary = gankit_train(quiet_toy, tmp_path / "run", steps=20)
+    assert not summary["finished"] and "non-finite" in summary["stop_reason"] and summary["step"] == 15
+    assert [e["step"] for e in ckpt.read_manifest(tmp_path / "run" / "checkpoints")] == [5, 10]  # not 15
 
 
-def test_huge_learning_rate_is_caught_and_stops(tiny_toy, tmp_path):
+def test_huge_learning_rate_is_caught_and_stops(quiet_toy, tmp_path):
     """A real divergence rather than a planted NaN: lr = 1e30 blows the weights up within a few steps."""
-    tiny_toy.opt_d.lr = tiny_toy.opt_g.lr = 1e30
-    tiny_toy.health.enabled = False
-    summary = gankit_train(tiny_toy, tmp_path / "run", steps=40)
+    quiet_toy.opt_d.lr = quiet_toy.opt_g.lr = 1e30
+    summary = gankit_train(quiet_toy, tmp_path / "run", steps=30)
     assert "non-finite" in (summary["stop_reason"] or ""), summary
     assert any(e["event"] == "nonfinite" for e in _events(tmp_path / "run"))
 
