@@ -94,6 +94,10 @@ def test_divergence_nonfinite_and_blowup():
     recs = records(loss_g=lambda i: 0.8 if i < 20 else 0.8 * 10 ** (i - 18))
     f = {x.code: x for x in diagnose(recs, rules=RULES)}
     assert f["divergence"].first_step == 1050  # record 21: 0.8e2 = 80 > 20 x 0.8 and > 10
+    # blown from the start (no healthy median): D's cross-entropy far above chance, lasting
+    f = codes(diagnose(records(loss_d=lambda i: 50.0 if i < 4 else 1.3), rules=RULES))
+    assert "divergence" in f
+    assert "divergence" not in codes(diagnose(records(loss_d=lambda i: 50.0 if i < 3 else 1.3), rules=RULES))
 
 
 def test_mode_collapse_by_diversity_and_by_coverage_drop():

@@ -237,7 +237,8 @@ class Rules:
     swing: float = 0.25  # oscillation: D(real) - D(fake) changes by more than this between records ...
     swing_share: float = 0.5  # ... in at least this share of the steps of a window of 2 x lasting records
     blowup: float = 20.0  # divergence: a loss or gradient norm this many times its median so far
-    blowup_floor: float = 10.0  # ... and above this in absolute value
+    blowup_floor: float = 10.0  # ... and above this in absolute value; also the ceiling of D's loss under
+    # a probabilistic loss (2 ln 2 = 1.39 at chance): above it for `lasting` records, D has blown up
 
 
 RULES = Rules()
@@ -390,6 +391,12 @@ def _divergence(s: _Series, rules: Rules) -> list[Finding | None]:
             blown |= hit
             evidence[key] = x
             evidence[f"{key}_before"] = ref
+    if _probabilistic(s):  # blown from the first records on: no healthy median to compare with
+        loss = s["loss_d"]  # regularisers included: an exploding R1 penalty is D diverging too
+        high = loss > rules.blowup_floor
+        if _spans(high, rules.lasting):
+            blown |= high
+            evidence["loss_d"] = loss
     return [_finding("divergence", s, blown, 2, evidence)]
 
 
