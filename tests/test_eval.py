@@ -272,3 +272,15 @@ def test_eval_hook_is_off_by_default_and_checks_best():
     cfg.eval.metrics, cfg.eval.n, cfg.eval.best = "fid,dc", 5, "fid"
     with pytest.raises(UserError, match="needs at least 6 samples; eval.n is 5"):
         make_eval_hook(cfg, ds, "cpu")
+
+
+def test_unreadable_files_in_a_folder_are_user_errors(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="cannot read image"):
+        open_set(tmp_path / "bad")
+    (tmp_path / "loop").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "loop" / "ok.png")
+    (tmp_path / "loop" / "x.png").symlink_to(tmp_path / "loop" / "missing.png")  # dangling link
+    with pytest.raises(UserError, match="cannot read"):
+        open_set(tmp_path / "loop", size=4)

@@ -183,7 +183,7 @@ def array_set(path: Path, size: int | None = None, channels: int = 0) -> SampleS
         shape, kind = (x.shape[1],), "vector"
 
         def convert(b: np.ndarray) -> Tensor:
-            return torch.from_numpy(np.asarray(b, dtype=np.float32))
+            return torch.from_numpy(np.array(b, dtype=np.float32))  # a copy: memory-mapped arrays are read-only
     else:
         if x.ndim == 3:
             x = x[:, None]
@@ -213,16 +213,13 @@ def folder_set(root: Path, size: int | None = None, channels: int = 0) -> Sample
 
     Images are scaled on their short side to ``size`` (default: the first image's short side) and
     centre-cropped, as for training."""
-    from PIL import Image
-
     from gankit.data.images import IMAGE_SUFFIXES, _is_grey, list_images, read_image, resize_center_crop
 
     files = list_images(root)
     if not files:
         raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if size is None:
-        with Image.open(files[0]) as im:
-            size = min(im.size)
+        size = min(read_image(files[0], 1).size)  # read_image turns unreadable files into UserErrors
     channels = channels or (1 if all(_is_grey(f) for f in files) else 3)
     parents = [f.relative_to(root).parts[:-1] for f in files]
     labelled = all(len(p) >= 1 for p in parents)
@@ -230,7 +227,11 @@ def folder_set(root: Path, size: int | None = None, channels: int = 0) -> Sample
     labels = torch.tensor([classes.index(p[0]) for p in parents]) if labelled else None
     h = hashlib.sha256()
     for f in files:
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        try:
+            data = f.read_bytes()
+        except OSError as exc:  # a dangling link, a link loop, no permission
+            raise UserError(f"{f}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        h.update(str(f.relative_to(root)).encode() + b"\0" + data)
 
     def read(batch_size: int) -> Iterator[Batch]:
         for i in range(0, len(files), batch_size):
