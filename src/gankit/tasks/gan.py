@@ -278,6 +278,8 @@ class Generator:
             y = labels[i : i + batch_size].to(device) if labels is not None else None
             outs.append(self.G(z[i : i + batch_size].to(device), y).cpu())
         x = torch.cat(outs) if outs else torch.empty(0, *self.data_meta["shape"])
+        if self.style_based:  # StyleGAN2's output is linear (no tanh): keep images in [-1, 1]
+            x = x.clamp(-1, 1)
         return to_data_units(x, self.data_meta)
 
     def sample(self, n: int, seed: int | None = None, truncation: float = 1.0,
