@@ -54,8 +54,7 @@ def load_table(name: str) -> tuple[pd.DataFrame, list[str], str]:
         df = sm.datasets.fair.load_pandas().data
         # the data set's documented use: did the respondent have an affair (affairs > 0)?
         df = df.assign(had_affair=(df.pop("affairs") > 0).astype(int))
-        disc = ["rate_marriage", "age", "yrs_married", "children", "religious", "educ", "occupation",
-                "occupation_husb", "had_affair"]
+        disc = ["rate_marriage", "religious", "educ", "occupation", "occupation_husb", "had_affair"]
         return df, disc, "had_affair"
     if name == "modechoice":
         import statsmodels.api as sm
