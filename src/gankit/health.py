@@ -421,20 +421,21 @@ def _vanishing_and_imbalance(s: _Series, rules: Rules) -> list[Finding | None]:
 
 
 def _oscillation(s: _Series, rules: Rules) -> list[Finding | None]:
-    """D's verdict swings back and forth: large changes of D(real) - D(fake) between records, most of
-    them reversing the previous change, in a window of 2 x lasting records."""
+    """D's verdict swings back and forth: in a window of 2 x lasting records, at least ``swing_share``
+    of the changes of D(real) - D(fake) between records are large and reverse the previous change."""
     if not _probabilistic(s):
         return []
     gap = s["d_real"] - s["d_fake"]
-    step = np.diff(gap, prepend=np.nan)
-    big = np.abs(step) > rules.swing
+    change = np.diff(gap, prepend=np.nan)
+    before = np.concatenate([[np.nan], change[:-1]])
+    reversing = (np.abs(change) > rules.swing) & (np.sign(change) == -np.sign(before))
     w = 2 * rules.lasting
     swinging = np.zeros(len(gap), dtype=bool)
     for i in range(w - 1, len(gap)):
-        if np.sum(big[i - w + 1 : i + 1]) >= rules.swing_share * w:
-            swinging[i - w + 1 : i + 1] |= big[i - w + 1 : i + 1] | np.roll(big, -1)[i - w + 1 : i + 1]
+        if reversing[i - w + 1 : i + 1].sum() >= rules.swing_share * w:
+            swinging[i - w + 1 : i + 1] = True
     return [_finding("oscillation", s, swinging & (s.steps >= rules.warmup), rules.lasting,
-                     {"gap_change": np.abs(step), "d_real": s["d_real"], "d_fake": s["d_fake"]})]
+                     {"gap_change": np.abs(change), "d_real": s["d_real"], "d_fake": s["d_fake"]})]
 
 
 def _mode_collapse(s: _Series, rules: Rules) -> list[Finding | None]:
