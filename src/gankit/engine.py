@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit import checkpoint as ckpt
+from gankit import distributed
 from gankit.config import LogConfig, OptimConfig, TrainConfig
 from gankit.errors import UserError
 
@@ -57,13 +59,28 @@ def split(batch: Batch, parts: int) -> list[Batch]:
     return [{k: chunks[k][i] for k in batch} for i in range(parts)]
 
 
+@contextmanager
+def players(task: Task, G: nn.Module, D: nn.Module) -> Iterator[None]:
+    """Let ``task`` play with these modules for one phase (a DDP wrapper or the raw network)."""
+    saved = task.G, task.D
+    task.G, task.D = G, D
+    try:
+        yield
+    finally:
+        task.G, task.D = saved
+
+
 def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
                      batches: Iterator[Batch], step: int, n_critic: int = 1, accumulate: int = 1,
                      measure: Callable[[str, nn.Module], Logs] | None = None,
-                     guard: Callable[[str, Tensor, nn.Module], bool] | None = None) -> Logs:
+                     guard: Callable[[str, Tensor, nn.Module], bool] | None = None,
+                     synced: tuple[nn.Module, nn.Module] | None = None) -> Logs:
     """One generator update preceded by ``n_critic`` discriminator updates. Returns detached logs.
-    ``guard(phase, loss, net)``, called before each optimizer step, may veto it (non-finite policy)."""
+    ``guard(phase, loss, net)``, called before each optimizer step, may veto it (non-finite policy).
+    ``synced``: G and D in DDP (several processes). Each phase uses the wrapper only for the network it
+    updates; the other one runs raw, since DDP would wait for gradients it never gets."""
     logs: Logs = {}
+    G_sync, D_sync = synced or (task.G, task.D)
     task.D.requires_grad_(True)
     for _ in range(n_critic):
         batch = next(batches)
@@ -71,7 +88,8 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
         for micro in split(batch, accumulate):
             with torch.no_grad():
                 fake = task.generate(micro)
-            loss_d, logs_d = task.d_loss(micro, fake, step)
+            with players(task, task.G, D_sync):
+                loss_d, logs_d = task.d_loss(micro, fake, step)
             (loss_d / accumulate).backward()
         if measure:
             logs.update(measure("d", task.D))
@@ -82,8 +100,9 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
     task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
     opt_g.zero_grad(set_to_none=True)
     for micro in split(batch, accumulate):
-        fake = task.generate(micro)
-        loss_g, logs_g = task.g_loss(micro, fake, step)
+        with players(task, G_sync, task.D):
+            fake = task.generate(micro)
+            loss_g, logs_g = task.g_loss(micro, fake, step)
         (loss_g / accumulate).backward()
     if measure:
         logs.update(measure("g", task.G))
@@ -180,6 +199,8 @@ class Trainer:
         self.d_output, self.snapshot = d_output, snapshot
         self.opt_g = make_optimizer(task.G.parameters(), opt_g)
         self.opt_d = make_optimizer(task.D.parameters(), opt_d)
+        self.world = distributed.world()  # under torchrun: G and D in DDP, and only rank 0 writes
+        self.synced = (distributed.wrap(task.G), distributed.wrap(task.D)) if self.world.active else None
         self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
         self.state = RunState()
         self._stop_signal: int | None = None
@@ -207,11 +228,13 @@ class Trainer:
         return tensors, info
 
     def save(self) -> None:
-        tensors, info = self._tensors()
-        meta = {**self.meta, "step": self.state.step, "optim": info,
-                "train_seconds": self.state.history_s + time.time() - self.state.started}
-        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last,
-                             keep_steps=self.best_steps)
+        if self.world.is_main:
+            tensors, info = self._tensors()
+            meta = {**self.meta, "step": self.state.step, "optim": info,
+                    "train_seconds": self.state.history_s + time.time() - self.state.started}
+            ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last,
+                                 keep_steps=self.best_steps)
+        distributed.barrier()  # no rank runs ahead (or reads the checkpoint) before it is complete
 
     def resume(self) -> None:
         """Continue from the newest valid checkpoint. A run killed before its first checkpoint starts
@@ -241,6 +264,8 @@ class Trainer:
     def _trim_logs(self) -> None:
         """Drop what an interrupted session logged after the checkpoint being resumed (metrics.jsonl
         lines beyond its step), any line a crash cut short, and temporary files it left."""
+        if not self.world.is_main:
+            return
         for tmp in self.run_dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
         for name, upto in (("metrics.jsonl", self.state.step), ("events.jsonl", None)):
@@ -260,6 +285,8 @@ class Trainer:
     # -- actions for hooks --------------------------------------------------------------------
     def event(self, kind: str, **details: Any) -> None:
         """Record something the run did or noticed in ``events.jsonl`` (rollbacks, skips, stops)."""
+        if not self.world.is_main:
+            return
         line = json.dumps({"step": self.state.step, "event": kind, **details})
         with open(self.run_dir / "events.jsonl", "a") as f:
             f.write(line + "\n")
@@ -348,13 +375,14 @@ class Trainer:
 
         cfg, log = self.train_cfg, self.log_cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+        metrics_path = self.run_dir / "metrics.jsonl" if self.world.is_main else os.devnull
+        metrics_file = open(metrics_path, "a")
         old_handlers = {}
         if threading_main():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, self._on_signal)
         bar = tqdm(total=steps, initial=self.state.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not log.progress, file=sys.stderr, mininterval=0.5)
+                   disable=not log.progress or not self.world.is_main, file=sys.stderr, mininterval=0.5)
         sums: dict[str, Tensor] = {}
         count, t_last, step_last = 0, time.time(), self.state.step
         last_record: dict[str, Any] = {}
@@ -367,7 +395,8 @@ class Trainer:
                 if self.lr_schedule is not None:
                     self._apply_lr_schedule(step)
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
-                                        cfg.accumulate, grad_norms if measuring else None, self._guard)
+                                        cfg.accumulate, grad_norms if measuring else None, self._guard,
+                                        self.synced)
                 ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
                 self.state.step = step = step + 1
                 for k, v in logs.items():
@@ -378,6 +407,7 @@ class Trainer:
                 if measuring:
                     # The only host-device synchronisation: once per logging interval.
                     now = time.time()
+                    sums = distributed.mean_over_ranks(sums)
                     record = {"step": step, "time": round(now - self.state.started + self.state.history_s, 3)}
                     record.update({k: float(v) / count for k, v in sums.items()})
                     record.update({k: float(v) for k, v in logs.items() if k.startswith("grad_norm")})
@@ -392,7 +422,7 @@ class Trainer:
                             hook.on_log(self, record)
                     if self.state.step != step:  # rolled back (train.nonfinite or a hook): this record is void
                         metrics_file.close()
-                        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+                        metrics_file = open(metrics_path, "a")
                         sums, count, t_last, step_last = {}, 0, time.time(), self.state.step
                         bar.n = self.state.step
                         continue
@@ -402,7 +432,7 @@ class Trainer:
                     sums, count, t_last, step_last = {}, 0, now, step
                     bar.set_postfix({k: f"{record[k]:.3g}" for k in ("loss_d", "loss_g", "d_real", "d_fake",
                                                                     "samples_per_s") if k in record})
-                if self.snapshot and (step % log.sample_every == 0 or step == steps):
+                if self.snapshot and self.world.is_main and (step % log.sample_every == 0 or step == steps):
                     self.snapshot(self.G_ema, self.run_dir / "samples" / f"step-{step:08d}.png")
                 if (step % log.checkpoint_every == 0 or step == steps) and self._nonfinite_step() is None:
                     self.save()
@@ -417,7 +447,8 @@ class Trainer:
                    "interrupted": self._stop_signal is not None, "stop_reason": self.stop_reason,
                    "train_seconds": round(self.state.history_s + time.time() - self.state.started, 2),
                    "last": last_record}
-        ckpt.atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.world.is_main:
+            ckpt.atomic_write_json(self.run_dir / "summary.json", summary)
         return summary
 
     def _apply_lr_schedule(self, step: int) -> None:
@@ -428,7 +459,8 @@ class Trainer:
                 group["lr"] = group["initial_lr"] * factor
 
     def _batch_size(self) -> int:
-        return int(getattr(self.batches, "batch_size", 0))
+        """Samples per step over all ranks."""
+        return int(getattr(self.batches, "batch_size", 0)) * self.world.size
 
 
 def threading_main() -> bool:

@@ -87,15 +87,23 @@ class Batches:
     """Endless shuffled mini-batches, reshuffled every epoch, drawn from a dataset held on the device.
 
     Its own random generator makes the order reproducible and resumable (see ``state_dict``).
+
+    Distributed training: every rank draws the same global batch of ``batch_size * world`` samples and
+    keeps slice ``rank``, so the position counts global samples and a run resumes on any world size.
+    With ``z_dim``, each batch also carries noise ``"z"``, drawn globally and sliced the same way, so
+    that N processes train exactly as one process with the whole batch would.
     """
 
-    def __init__(self, ds: Dataset, batch_size: int, device: torch.device, seed: int):
-        if len(ds) < batch_size:
-            raise UserError(f"the data set has {len(ds)} samples, fewer than data.batch_size={batch_size}")
+    def __init__(self, ds: Dataset, batch_size: int, device: torch.device, seed: int, *, rank: int = 0,
+                 world: int = 1, z_dim: int = 0):
+        if len(ds) < batch_size * world:
+            raise UserError(f"the data set has {len(ds)} samples, fewer than data.batch_size={batch_size}"
+                            + (f" x {world} processes" if world > 1 else ""))
         self.x = ds.x.to(device)
         self.y = ds.y.to(device) if ds.y is not None else None
-        self.batch_size = batch_size
+        self.batch_size, self.rank, self.world, self.z_dim = batch_size, rank, world, z_dim
         self.gen = torch.Generator().manual_seed(seed)
+        self.z_gen = torch.Generator().manual_seed(seed + 1) if z_dim else None
         self.order = torch.randperm(len(ds), generator=self.gen)
         self.pos = 0
 
@@ -103,20 +111,29 @@ class Batches:
         return self
 
     def __next__(self) -> dict[str, Tensor]:
-        if self.pos + self.batch_size > len(self.order):
+        n = self.batch_size * self.world  # the global batch
+        if self.pos + n > len(self.order):
             self.order = torch.randperm(len(self.order), generator=self.gen)
             self.pos = 0
-        idx = self.order[self.pos : self.pos + self.batch_size].to(self.x.device)
-        self.pos += self.batch_size
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        idx = self.order[self.pos : self.pos + n][mine].to(self.x.device)
+        self.pos += n
         batch = {"x": self.x[idx]}
         if self.y is not None:
             batch["y"] = self.y[idx]
+        if self.z_gen is not None:
+            batch["z"] = torch.randn(n, self.z_dim, generator=self.z_gen)[mine].to(self.x.device)
         return batch
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"gen": self.gen.get_state(), "order": self.order, "pos": torch.tensor(self.pos)}
+        state = {"gen": self.gen.get_state(), "order": self.order, "pos": torch.tensor(self.pos)}
+        if self.z_gen is not None:
+            state["z_gen"] = self.z_gen.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.gen.set_state(state["gen"])
         self.order = state["order"].clone()
         self.pos = int(state["pos"])
+        if self.z_gen is not None and "z_gen" in state:
+            self.z_gen.set_state(state["z_gen"])

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gankit import checkpoint as ckpt
-from gankit import losses
+from gankit import distributed, losses
 from gankit.config import Config, LossConfig
 from gankit.data import Batches, Dataset, load_data, to_data_units
 from gankit.engine import Batch, Logs, Trainer, resolve_device, seed_everything
@@ -46,7 +46,7 @@ class GAN:
 
     def generate(self, batch: Batch) -> Tensor:
         x = batch["x"]
-        z = torch.randn(x.shape[0], self.G.z_dim, device=x.device)
+        z = batch["z"] if "z" in batch else torch.randn(x.shape[0], self.G.z_dim, device=x.device)
         if self.cfg.mixing > 0:
             return self.G(z, batch.get("y"), mixing=self.cfg.mixing)
         return self.G(z, batch.get("y"))
@@ -186,7 +186,8 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
-    device = resolve_device(config.train.device)
+    device = distributed.local_device(resolve_device(config.train.device))
+    world = distributed.setup(device)
     ds = data if data is not None else load_data(config.data)
     if config.data.conditional and ds.y is None:
         raise UserError("data.conditional needs labelled data")
@@ -199,8 +200,11 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     augment = build_augment(config.train.augment, config.train.ada_target, config.train.ada_kimg)
     task = GAN(G, D, config.loss, acgan=config.data.conditional and config.d.cond == "acgan",
                augment=augment.to(device) if augment is not None else None)
+    # Under torchrun the noise comes with the data (a global draw, sliced per rank): N processes then
+    # take exactly the steps of one process with the global batch.
     batches = Batches(ds if config.data.conditional else Dataset(x=ds.x, kind=ds.kind), config.data.batch_size,
-                      device, seed=config.train.seed)
+                      device, seed=config.train.seed, rank=world.rank, world=world.size,
+                      z_dim=config.train.z_dim if world.launched else 0)
     meta = {"kind": "gan", "config": config.to_dict(), "data": ds.meta()}
     snapshot = _snapshot(ds.meta(), config.log.n_samples, config.train.z_dim, config.data.conditional, device)
     from gankit.eval import make_eval_hook
@@ -210,13 +214,16 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
                       snapshot=snapshot, hooks=hooks)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
     if resume:
         trainer.resume()
-    else:
+    elif world.is_main:
         (out / "metrics.jsonl").unlink(missing_ok=True)
-    config.save(out / "config.yaml")
-    ckpt.atomic_write_json(out / "data.json", ds.meta())
+    if world.is_main:
+        config.save(out / "config.yaml")
+        ckpt.atomic_write_json(out / "data.json", ds.meta())
     return trainer.fit(config.train.steps)
 
 

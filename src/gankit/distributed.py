@@ -1,0 +1,106 @@
+"""Several processes, one run: PyTorch's DistributedDataParallel, launched by ``torchrun``.
+
+``torchrun --nproc_per_node=N -m gankit train ...`` starts N copies of the program with RANK,
+WORLD_SIZE and LOCAL_RANK set; :func:`setup` joins them into one process group (NCCL on GPUs, gloo on
+CPUs). Each rank trains on its slice of the global batch (data.batch_size x world size) and DDP
+averages the gradients, so N processes take the same steps as one process with the whole batch.
+Only rank 0 writes the run folder. Without torchrun every function here is a no-op for one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    launched: bool = False  # started by torchrun (even with one process): data and noise drawn globally
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes checkpoints, logs, samples and the summary."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def world() -> World:
+    """This process's place in the run, read from torchrun's environment variables."""
+    if "WORLD_SIZE" not in os.environ:
+        return World()
+    return World(int(os.environ.get("RANK", 0)), int(os.environ["WORLD_SIZE"]),
+                 int(os.environ.get("LOCAL_RANK", 0)), launched=True)
+
+
+def setup(device: torch.device) -> World:
+    """Join the process group (once) and return this process's :class:`World`."""
+    w = world()
+    if w.active and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return w
+
+
+def local_device(device: torch.device) -> torch.device:
+    """A CUDA device becomes this process's own GPU (``cuda:LOCAL_RANK``); a CPU stays a CPU."""
+    w = world()
+    if device.type == "cuda" and w.launched:
+        return torch.device("cuda", w.local_rank)
+    return device
+
+
+class DDP(DistributedDataParallel):
+    """DistributedDataParallel that forwards unknown attributes to the wrapped network, so task code
+    reads ``G.z_dim`` or calls ``G.map`` whether or not G is wrapped."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def wrap(net: nn.Module) -> nn.Module:
+    """``net`` in DDP when several processes train, else ``net`` itself."""
+    if not world().active:
+        return net
+    device_ids = [net_device(net).index] if net_device(net).type == "cuda" else None
+    return DDP(net, device_ids=device_ids)
+
+
+def net_device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Each value averaged over the ranks (one all-reduce for all of them); unchanged in one process."""
+    if not values or not dist.is_initialized():
+        return values
+    keys = sorted(values)
+    flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    return dict(zip(keys, flat))
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
