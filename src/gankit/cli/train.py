@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN into a run folder",
                        description="Train a GAN. Starts from --preset (default: digits) or --config FILE, "
                        "then applies --set overrides. The run folder receives config.yaml, checkpoints/, "
-                       "metrics.jsonl, samples/ and summary.json.",
+                       "metrics.jsonl, samples/ and summary.json. Several processes or GPUs: launch with "
+                       "torchrun --nproc_per_node=N -m gankit train ... (global batch = data.batch_size x N).",
                        epilog="Config keys for --set: " + ", ".join(all_keys()))
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help=f"a built-in starting point: {', '.join(PRESETS)} (default: digits)")
@@ -51,14 +52,19 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
+    from gankit.distributed import world
+
     out = Path(args.out)
     created = not out.exists()
+    main = world().is_main  # under torchrun only rank 0 touches the run folder and prints
     try:
         summary = train(config, out, steps=args.steps, resume=args.resume)
+        if not main:
+            return 0
         about = info(out)
     except BaseException:
         # A run that failed before its first checkpoint leaves no half-written folder behind.
-        if created and out.is_dir() and not (out / "checkpoints" / "manifest.json").exists():
+        if main and created and out.is_dir() and not (out / "checkpoints" / "manifest.json").exists():
             shutil.rmtree(out, ignore_errors=True)
         raise
     from gankit.cli.info import format_info

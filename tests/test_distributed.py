@@ -1,0 +1,78 @@
+"""Distributed training: torchrun + DDP (gloo on CPU) takes the same steps as one process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gankit
+from gankit import checkpoint as ckpt
+from gankit.data import Batches, Dataset
+from gankit.distributed import World, mean_over_ranks, world
+
+
+def test_rank_slices_make_the_global_batch():
+    ds = Dataset(x=torch.randn(50, 3), kind="vector")
+    whole = Batches(ds, 8, torch.device("cpu"), seed=5, z_dim=4)
+    parts = [Batches(ds, 4, torch.device("cpu"), seed=5, rank=r, world=2, z_dim=4) for r in (0, 1)]
+    for _ in range(14):  # crosses several epoch boundaries (a reshuffle every 6 global batches)
+        full = next(whole)
+        halves = [next(p) for p in parts]
+        for key in ("x", "z"):
+            assert torch.equal(torch.cat([h[key] for h in halves]), full[key]), key
+    assert parts[0].state_dict()["pos"] == whole.state_dict()["pos"]  # counts global samples
+
+
+def test_single_process_defaults(monkeypatch):
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert world() == World() and world().is_main and not world().active
+    logs = {"a": torch.tensor(2.0)}
+    assert mean_over_ranks(logs) is logs
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert world().launched and not world().is_main and world().active
+
+
+def _torchrun(nproc: int, out: Path, batch: int, steps: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "gankit", "train", "--preset", "ring8", "--out", str(out), "--steps", str(steps), "--quiet",
+           "--set", f"data.batch_size={batch}", "--set", "g.width=32", "--set", "d.width=32",
+           "--set", "log.every=2", "--set", "log.checkpoint_every=2", "--set", "log.sample_every=1000",
+           "--set", "log.n_samples=64", "--set", "train.device=cpu", "--set", "train.threads=1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_and_resume_in_one(tmp_path):
+    _torchrun(2, tmp_path / "two", batch=32, steps=4)  # global batch 64 ...
+    _torchrun(1, tmp_path / "one", batch=64, steps=4)  # ... as one process with the whole batch
+    a, _ = ckpt.load_latest(tmp_path / "one" / "checkpoints")
+    b, meta = ckpt.load_latest(tmp_path / "two" / "checkpoints")
+    nets = [k for k in a if k.split(".")[0] in ("G", "D", "G_ema")]
+    assert nets and a.keys() == b.keys()
+    for k in nets:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+    run = tmp_path / "two"  # rank 0 alone wrote it: one line per logging step, one sample grid
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+    assert [p.name for p in (run / "samples").iterdir()] == ["step-00000004.png"]
+    assert json.loads((run / "summary.json").read_text())["step"] == 4
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["samples_per_s"] > 0 and 0 <= record["d_real"] <= 1
+
+    # the 2-process checkpoint continues in this single process (global sample count kept)
+    config = gankit.Config.load(run / "config.yaml")
+    summary = gankit.train(config, run, steps=6, resume=True)
+    assert summary["step"] == 6 and summary["finished"]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+    c, _ = ckpt.load_latest(run / "checkpoints")
+    assert int(c["batches.pos"]) == 4 * 64 + 2 * 32  # 4 global batches of 2 x 32, then 2 batches of 32
