@@ -40,8 +40,8 @@ def world() -> World:
     """This process's place in the run, read from torchrun's environment variables."""
     if "WORLD_SIZE" not in os.environ:
         return World()
-    return World(int(os.environ.get("RANK", 0)), int(os.environ["WORLD_SIZE"]),
-                 int(os.environ.get("LOCAL_RANK", 0)), launched=True)
+    return World(int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]),
+                 int(os.environ.get("LOCAL_RANK", "0")), launched=True)
 
 
 def setup(device: torch.device) -> World:
