@@ -154,6 +154,7 @@ def augment_report(data: str = "digits", labeled_per_class: list[int] | tuple[in
             train_ds, test_ds = split_few_labels(ds, per_class, seed)
             with tempfile.TemporaryDirectory() as run:
                 cfg = gan_config(data, size, gan_steps, seed, list(overrides or []))
+                cfg.data.batch_size = min(cfg.data.batch_size, len(train_ds))  # 5 per class: 50 images
                 train(cfg, run, data=train_ds)
                 gen = load(run)
                 labels = gen.balanced_labels(synth_per_class * ds.num_classes)
