@@ -190,7 +190,8 @@ class Trainer:
 
     def __init__(self, task: Task, batches: Any, run_dir: Path, train: TrainConfig, opt_g: OptimConfig,
                  opt_d: OptimConfig, log: LogConfig, meta: dict[str, Any], d_output: str = "probability",
-                 snapshot: Callable[[nn.Module, Path], None] | None = None, hooks: list[Hook] | None = None):
+                 snapshot: Callable[[nn.Module, Path], None] | None = None, hooks: list[Hook] | None = None,
+                 synced: tuple[nn.Module, nn.Module] | None = None):
         self.task, self.batches, self.run_dir = task, batches, Path(run_dir)
         self.hooks = list(hooks or [])
         self.stop_reason: str | None = None
@@ -199,8 +200,8 @@ class Trainer:
         self.d_output, self.snapshot = d_output, snapshot
         self.opt_g = make_optimizer(task.G.parameters(), opt_g)
         self.opt_d = make_optimizer(task.D.parameters(), opt_d)
-        self.world = distributed.world()  # under torchrun: G and D in DDP, and only rank 0 writes
-        self.synced = (distributed.wrap(task.G), distributed.wrap(task.D)) if self.world.active else None
+        self.world = distributed.world()  # under torchrun only rank 0 writes the run folder
+        self.synced = synced  # G and D in DDP (gankit.distributed.wrap) when the task splits its batches over ranks
         self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
         self.state = RunState()
         self._stop_signal: int | None = None

@@ -213,7 +213,8 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     hooks = [h for h in (make_monitor(config, ds, G, device), make_eval_hook(config, ds, device)) if h is not None]
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
-                      snapshot=snapshot, hooks=hooks)
+                      snapshot=snapshot, hooks=hooks,
+                      synced=(distributed.wrap(G), distributed.wrap(D)) if world.active else None)
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
