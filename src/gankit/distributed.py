@@ -99,8 +99,3 @@ def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
     return dict(zip(keys, flat))
-
-
-def cleanup() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
