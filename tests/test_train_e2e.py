@@ -93,3 +93,15 @@ def test_corrupt_newest_checkpoint_falls_back(tiny_toy, tmp_path):
     with pytest.warns(UserWarning, match="skipping a bad checkpoint"):
         G = gankit.load(tmp_path / "run")
     assert G.step == 20
+
+
+def test_no_training_starts_after_a_stop_signal(tiny_toy, tmp_path, monkeypatch):
+    """A script training several runs stops at the first SIGINT/SIGTERM instead of starting the next."""
+    import pytest
+
+    import gankit
+    from gankit import engine
+
+    monkeypatch.setattr(engine, "_SIGNALLED", 15)
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        gankit.train(tiny_toy, tmp_path / "run")

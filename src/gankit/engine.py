@@ -181,6 +181,9 @@ class Hook(Protocol):
     def on_log(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
 
 
+_SIGNALLED: int | None = None  # SIGINT/SIGTERM caught by any Trainer of this process
+
+
 class Trainer:
     """The loop: steps, EMA, logs, snapshots and checkpoints for any :class:`Task`.
 
@@ -367,12 +370,18 @@ class Trainer:
 
     # -- signals ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._stop_signal = signum
+        global _SIGNALLED
+        self._stop_signal = _SIGNALLED = signum
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, steps: int) -> dict[str, Any]:
         """Train until ``steps`` generator steps have been taken in total (a resumed run continues)."""
         from tqdm import tqdm
+
+        if _SIGNALLED is not None:
+            # The user asked this process to stop (Ctrl-C, kill, timeout): a script that trains several
+            # runs must not carry on with the next one.
+            raise KeyboardInterrupt(f"signal {_SIGNALLED} received earlier; not starting another training")
 
         cfg, log = self.train_cfg, self.log_cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
