@@ -106,7 +106,7 @@ def write_docs(run_dir: Path, docs: Path, seed: int) -> dict:
 
 
 def markdown(report: dict) -> str:
-    """The report's tables as markdown (for benchmarks/RESULTS_sequences.md)."""
+    """The report's tables as markdown (for BENCHMARKS.md)."""
     lines = []
     for source, models in report.get("text", {}).items():
         header = ("| model | sampling | steps (MLE + adversarial) | BLEU-4 (higher = closer to held-out) | "
