@@ -197,6 +197,7 @@ def plot_report(report: dict[str, Any], path: str | Path) -> None:
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=arm)
     ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("labelled real images per class")
     ax.set_ylabel("test accuracy on held-out real data")
     ax.set_title(f"{report['data']}: does synthetic data help? ({report['seeds']} seeds)")
