@@ -258,3 +258,11 @@ def load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, T
         idx, key = k.split(".", 1)
         state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse to resume a folder that holds no run, or to start a new run over an existing one."""
+    if resume and not (out / "config.yaml").is_file():
+        raise UserError(f"{out}: nothing to resume (no config.yaml); drop --resume to start a new run")
+    if not resume and (out / "checkpoints" / MANIFEST).exists():
+        raise UserError(f"{out} already holds a run; use --resume to continue it or choose another --out")

@@ -172,17 +172,13 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     """Train ``config`` into the run folder ``out``; returns the summary (also in ``summary.json``)."""
     config.validate()
     out = Path(out)
+    ckpt.check_run_folder(out, resume)
     if resume:
-        if not (out / "config.yaml").is_file():
-            raise UserError(f"{out}: nothing to resume (no config.yaml); drop --resume to start a new run")
         saved = Config.load(out / "config.yaml")
         saved.train.steps = steps if steps is not None else max(saved.train.steps, config.train.steps)
         config = saved
-    else:
-        if (out / "checkpoints" / ckpt.MANIFEST).exists():
-            raise UserError(f"{out} already holds a run; use --resume to continue it or choose another --out")
-        if steps is not None:
-            config.train.steps = steps
+    elif steps is not None:
+        config.train.steps = steps
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)

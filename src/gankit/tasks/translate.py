@@ -276,15 +276,12 @@ def fit(a: str | Path | Dataset | Tensor, b: str | Path | Dataset | Tensor, out:
     """Train a CycleGAN between domains ``a`` and ``b`` (folders, Datasets or tensors in [-1, 1]) into
     the run folder ``out``. Returns the engine's summary (also in ``summary.json``)."""
     out = Path(out)
+    ckpt.check_run_folder(out, resume)
     if resume:
-        if not (out / "config.yaml").is_file():
-            raise UserError(f"{out}: nothing to resume (no config.yaml); drop --resume to start a new run")
         steps = config.train.steps if config is not None else None
         config = load_config(out)
         if steps is not None:
             config.train.steps = max(steps, config.train.steps)
-    elif (out / "checkpoints" / ckpt.MANIFEST).exists():
-        raise UserError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     cfg = (config or TranslateConfig()).validate()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

@@ -282,15 +282,12 @@ def fit(data: str | Path | list[np.ndarray], out: str | Path, config: UpscaleCon
         resume: bool = False) -> dict[str, Any]:
     """Train an SRGAN on ``data`` (a folder, a built-in name, or (H, W, 3) uint8 arrays) into ``out``."""
     out = Path(out)
+    ckpt.check_run_folder(out, resume)
     if resume:
-        if not (out / "config.yaml").is_file():
-            raise UserError(f"{out}: nothing to resume (no config.yaml); drop --resume to start a new run")
         steps = config.train.steps if config is not None else None
         config = load_config(out)
         if steps is not None:
             config.train.steps = max(steps, config.train.steps)
-    elif (out / "checkpoints" / ckpt.MANIFEST).exists():
-        raise UserError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     cfg = (config or UpscaleConfig()).validate()
     vgg = load_vgg(cfg.feature_weights or None) if cfg.content == "vgg54" else None
     named = load_images(data) if isinstance(data, (str, Path)) else [(f"array {i}", a) for i, a in enumerate(data)]
