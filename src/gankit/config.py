@@ -82,6 +82,7 @@ class TrainConfig:
     accumulate: int = 1  # micro-batches per step (gradient accumulation)
     ema: float = 0.999  # generator EMA decay; 0 disables
     ema_start: int = 0  # steps before the EMA starts tracking (it copies G until then)
+    lr_decay_start: float = 1.0  # fraction of steps at constant lr before a linear decay to 0; 1 keeps it constant
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     z_dim: int = 64
@@ -205,6 +206,8 @@ class Config:
             raise UserError(f"train.steps must be >= 0, got {self.train.steps}")
         if not 0.0 <= self.train.ema < 1.0:
             raise UserError(f"train.ema must be in [0, 1), got {self.train.ema}")
+        if not 0.0 <= self.train.lr_decay_start <= 1.0:
+            raise UserError(f"train.lr_decay_start must be in [0, 1], got {self.train.lr_decay_start}")
         for key, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             if opt.lr <= 0:
                 raise UserError(f"{key}.lr must be positive, got {opt.lr}")

@@ -41,6 +41,9 @@ class Task(Protocol):
     G: nn.Module
     D: nn.Module
 
+    # reuse_fake = True (optional attribute): generate() is a plain forward of G, so with n_critic=1
+    # the engine may run it once per step, with gradients, and give D the detached result.
+
     def generate(self, batch: Batch) -> Any:
         """Fake samples for this batch of real data (noise for a plain GAN, a source image for translation)."""
 
@@ -49,6 +52,17 @@ class Task(Protocol):
 
     def g_loss(self, batch: Batch, fake: Any, step: int) -> tuple[Tensor, Logs]:
         """Generator loss and detached scalars to log."""
+
+
+def detach(fake: Any) -> Any:
+    """``fake`` without its graph (a tensor, or a dict/tuple of them)."""
+    if isinstance(fake, Tensor):
+        return fake.detach()
+    if isinstance(fake, dict):
+        return {k: detach(v) for k, v in fake.items()}
+    if isinstance(fake, (tuple, list)):
+        return type(fake)(detach(v) for v in fake)
+    return fake
 
 
 def split(batch: Batch, parts: int) -> list[Batch]:
@@ -81,13 +95,21 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
     updates; the other one runs raw, since DDP would wait for gradients it never gets."""
     logs: Logs = {}
     G_sync, D_sync = synced or (task.G, task.D)
+    # With one critic step and no accumulation, one G forward serves both phases, as in the classic
+    # loop: D learns from the detached fakes, then G's loss back-propagates through the same ones.
+    reuse = n_critic == 1 and accumulate == 1 and getattr(task, "reuse_fake", False)
     task.D.requires_grad_(True)
     for _ in range(n_critic):
         batch = next(batches)
         opt_d.zero_grad(set_to_none=True)
         for micro in split(batch, accumulate):
-            with torch.no_grad():
-                fake = task.generate(micro)
+            if reuse:
+                with players(task, G_sync, task.D):
+                    fake_g = task.generate(micro)
+                fake = detach(fake_g)
+            else:
+                with torch.no_grad():
+                    fake = task.generate(micro)
             with players(task, task.G, D_sync):
                 loss_d, logs_d = task.d_loss(micro, fake, step)
             (loss_d / accumulate).backward()
@@ -101,7 +123,7 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
     opt_g.zero_grad(set_to_none=True)
     for micro in split(batch, accumulate):
         with players(task, G_sync, task.D):
-            fake = task.generate(micro)
+            fake = fake_g if reuse else task.generate(micro)
             loss_g, logs_g = task.g_loss(micro, fake, step)
         (loss_g / accumulate).backward()
     if measure:
@@ -215,6 +237,8 @@ class Trainer:
         # Optional: step -> factor on each group's base lr ("initial_lr", saved with the optimizer),
         # applied before every step (e.g. CycleGAN's constant-then-linear decay).
         self.lr_schedule: Callable[[int], float] | None = None
+        if train.lr_decay_start < 1.0:
+            self.lr_schedule = linear_decay(train.steps, train.lr_decay_start)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _tensors(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -471,6 +495,17 @@ class Trainer:
     def _batch_size(self) -> int:
         """Samples per step over all ranks."""
         return int(getattr(self.batches, "batch_size", 0)) * self.world.size
+
+
+def linear_decay(steps: int, decay_start: float) -> Callable[[int], float]:
+    """lr factor: 1 for the first ``decay_start * steps`` steps, then linearly towards 0 (as in
+    pix2pix/CycleGAN's ``lambda_rule``). A late decay lets G settle instead of orbiting the optimum."""
+    n_const = round(decay_start * steps)
+
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step - n_const) / float(steps - n_const + 1)
+
+    return factor
 
 
 def threading_main() -> bool:

@@ -27,6 +27,8 @@ from gankit.nets import build_discriminator, build_generator
 class GAN:
     """The adversarial game of Goodfellow et al. (2014) with a loss from :data:`gankit.losses.LOSSES`."""
 
+    reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
+
     def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, acgan: bool = False,
                  augment: nn.Module | None = None):
         self.G, self.D, self.cfg = G, D, loss

@@ -218,6 +218,8 @@ def policy_baseline(rewards: Tensor, mask: Tensor) -> Tensor:
 class PianorollGAN:
     """MuseGAN-style: z -> piano-roll in [-1, 1] (real rolls are {-1, 1}), WGAN-GP by default."""
 
+    reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
+
     def __init__(self, G: PianorollGenerator, D: PianorollDiscriminator, cfg: SequenceConfig):
         self.G, self.D, self.cfg = G, D, cfg
         self.loss = losses.get_loss(cfg.loss)

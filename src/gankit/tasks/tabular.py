@@ -141,6 +141,8 @@ class TabularTask:
     """WGAN-GP on packed rows plus CTGAN's conditional loss: the generator must output the category
     that the conditional vector asked for."""
 
+    reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
+
     def __init__(self, G: TabularGenerator, D: PackedCritic, discrete: list[tuple[int, int]], gp: float):
         """``discrete``: (start, width) of each categorical column's one-hot group, in conditional order."""
         self.G, self.D, self.gp = G, D, gp

@@ -28,7 +28,7 @@ from gankit import checkpoint as ckpt
 from gankit import losses
 from gankit.config import DataConfig, LogConfig, OptimConfig, TrainConfig, from_dict
 from gankit.data import Batches, Dataset
-from gankit.engine import Batch, Logs, Trainer, resolve_device, seed_everything
+from gankit.engine import Batch, Logs, Trainer, linear_decay, resolve_device, seed_everything
 from gankit.errors import UserError
 from gankit.nets.cyclegan import PatchDiscriminator, ResnetGenerator, default_blocks
 
@@ -73,6 +73,8 @@ class TranslateConfig:
             raise UserError("lambda_cycle, lambda_identity and pool_size must be >= 0")
         if not 0.0 <= self.decay_start <= 1.0:
             raise UserError(f"decay_start must be in [0, 1], got {self.decay_start}")
+        if self.train.lr_decay_start != 1.0:
+            raise UserError("translate decays the lr by its own decay_start; leave train.lr_decay_start at 1")
         if self.train.steps < 0:
             raise UserError(f"train.steps must be >= 0, got {self.train.steps}")
         return self
@@ -119,6 +121,8 @@ class ImagePool:
 class CycleGAN:
     """The :class:`gankit.engine.Task`: ``G`` = {a2b, b2a}, ``D`` = {a, b} (D['b'] judges domain B)."""
 
+    reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
+
     def __init__(self, G: nn.ModuleDict, D: nn.ModuleDict, cfg: TranslateConfig):
         self.G, self.D, self.cfg = G, D, cfg
         self.pools = {k: ImagePool(cfg.pool_size, seed=cfg.train.seed + i) for i, k in enumerate("ab")}
@@ -160,17 +164,6 @@ def build_nets(cfg: TranslateConfig, channels: int) -> tuple[nn.ModuleDict, nn.M
     G = nn.ModuleDict({k: ResnetGenerator(channels, channels, cfg.g_width, cfg.blocks) for k in ("a2b", "b2a")})
     D = nn.ModuleDict({k: PatchDiscriminator(channels, cfg.d_width, cfg.d_layers) for k in "ab"})
     return G, D
-
-
-def linear_decay(steps: int, decay_start: float):
-    """lr factor: 1 for the first ``decay_start * steps`` steps, then linearly towards 0 (the authors'
-    ``lambda_rule``)."""
-    n_const = round(decay_start * steps)
-
-    def factor(step: int) -> float:
-        return 1.0 - max(0, step - n_const) / float(steps - n_const + 1)
-
-    return factor
 
 
 # ---------------------------------------------------------------------------------------------
