@@ -25,7 +25,7 @@ from gankit.classifier import train_classifier
 from gankit.config import DataConfig, apply_overrides
 from gankit.data import Dataset, load_data
 from gankit.data.images import make_grid
-from gankit.tasks.augment import label_agreement
+from gankit.tasks.augment import intra_class_spread, label_agreement
 
 
 def main() -> None:
@@ -57,6 +57,7 @@ def main() -> None:
 
     G = gankit.load(args.out)
     agreement = label_agreement(G, clf, n_per_class=200, seed=args.seed)
+    spread = intra_class_spread(G, ds.x[test], ds.y[test], n_per_class=200, seed=args.seed)
     labels = G.balanced_labels(100)
     Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
     make_grid(G.sample(100, seed=args.seed, labels=labels), nrow=10, scale=2).save(args.grid)
@@ -69,6 +70,8 @@ def main() -> None:
         "classifier_test_accuracy": round(ceiling, 4),
         "label_agreement": round(agreement["overall"], 4),
         "label_agreement_per_class": {k: round(v, 3) for k, v in agreement["per_class"].items()},
+        "intra_class_spread": round(spread["overall"], 3),
+        "intra_class_spread_per_class": {k: round(v, 3) for k, v in spread["per_class"].items()},
         "n_generated": agreement["n"], "grid": args.grid,
     }, indent=2))
 

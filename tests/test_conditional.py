@@ -150,3 +150,43 @@ def test_augment_report_runs_end_to_end(tmp_path, capsys):
         for arm in ("real", "real_classic", "real_synth", "real_classic_synth", "synth"):
             assert set(r[arm]) >= {"mean", "std"} and 0.0 <= r[arm]["mean"] <= 1.0
     assert (tmp_path / "aug.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("family", ["mlp", "dcgan"])
+def test_at_init_z_moves_the_output_more_than_the_label(family):
+    # A label embedding as loud as z lets G take all its variety from the label: every sample of a class
+    # then comes out the same (intra-class collapse). At initialisation z must dominate.
+    torch.manual_seed(0)
+    shape = SHAPES[family]
+    G = build_generator(NetConfig(family=family, width=16), 64, shape, num_classes=10).eval()
+    z = torch.randn(200, 64)
+    y = torch.randint(0, 10, (200,))
+    with torch.no_grad():
+        over_z = (G(z, y[:1].expand(200)) - G(z, y[:1].expand(200)).mean(0)).pow(2).mean()
+        over_y = (G(z[:1].expand(200, 64), y) - G(z[:1].expand(200, 64), y).mean(0)).pow(2).mean()
+    assert over_z > 3 * over_y
+
+
+class _FakeGenerator:
+    classes = ["a", "b"]
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def balanced_labels(self, n):
+        return torch.arange(n) % 2
+
+    def sample(self, n, seed=None, labels=None):
+        return self.sampler(labels)
+
+
+def test_intra_class_spread_sees_collapse():
+    from gankit.tasks.augment import intra_class_spread
+
+    rng = np.random.default_rng(0)
+    y_real = np.arange(400) % 2
+    x_real = rng.normal(size=(400, 5)) + 3 * y_real[:, None]
+    collapsed = _FakeGenerator(lambda labels: 3.0 * labels[:, None].float().expand(len(labels), 5))
+    varied = _FakeGenerator(lambda labels: torch.randn(len(labels), 5) + 3.0 * labels[:, None])
+    assert intra_class_spread(collapsed, x_real, y_real, n_per_class=100)["overall"] == 0.0
+    assert abs(intra_class_spread(varied, x_real, y_real, n_per_class=100)["overall"] - 1.0) < 0.15

@@ -74,6 +74,16 @@ def pack(x: Tensor, k: int) -> Tensor:
     return x.reshape(n // k, k * x.shape[1], *x.shape[2:])
 
 
+def label_embedding(num_classes: int, dim: int) -> nn.Embedding:
+    """A generator's class embedding, concatenated to z. Initialised at unit norm, like a one-hot label,
+    and so eight times quieter than a 64-d z: at nn.Embedding's N(0, 1) the label is as loud as z from the
+    first step, G takes its variety from the label alone and every sample of a class comes out the same
+    (intra-class collapse; measured in BENCHMARKS.md)."""
+    embed = nn.Embedding(num_classes, dim)
+    nn.init.normal_(embed.weight, 0.0, dim**-0.5)
+    return embed
+
+
 class Projection(nn.Module):
     """Projection discriminator head (Miyato & Koyama, 2018): adds <embed(y), h> to the logit."""
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from gankit.config import NetConfig
 from gankit.errors import UserError
-from gankit.nets.blocks import MinibatchStd, Projection, activation, dcgan_init, maybe_sn, norm2d, pack
+from gankit.nets.blocks import MinibatchStd, Projection, activation, dcgan_init, label_embedding, maybe_sn, norm2d, pack
 
 
 def _levels(side: int) -> int:
@@ -33,7 +33,7 @@ class DCGANGenerator(nn.Module):
         channels, side = data_shape[0], data_shape[-1]
         n = _levels(side)
         self.z_dim, self.data_shape, self.num_classes = z_dim, tuple(data_shape), num_classes
-        self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
+        self.embed = label_embedding(num_classes, z_dim) if num_classes else None
         z_in = z_dim * (2 if num_classes else 1)
         c = _channels(cfg.width, n - 1)
         layers: list[nn.Module] = [

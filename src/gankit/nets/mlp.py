@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import NetConfig
-from gankit.nets.blocks import MinibatchStd, Projection, activation, maybe_sn, norm1d, pack
+from gankit.nets.blocks import MinibatchStd, Projection, activation, label_embedding, maybe_sn, norm1d, pack
 
 
 class MLPGenerator(nn.Module):
@@ -16,7 +16,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.z_dim, self.data_shape, self.num_classes = z_dim, tuple(data_shape), num_classes
         out = math.prod(data_shape)
-        self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
+        self.embed = label_embedding(num_classes, z_dim) if num_classes else None
         layers: list[nn.Module] = []
         width_in = z_dim * (2 if num_classes else 1)
         for _ in range(cfg.depth):
