@@ -87,6 +87,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     z_dim: int = 64
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds gradient scalers): the GPU speed-ups
+    channels_last: bool = False  # images: NHWC memory format (faster convolutions on tensor cores)
+    compile: bool = False  # torch.compile both networks (slow first steps; needs a C compiler on CPU)
     nonfinite: str = "skip"  # NaN/inf loss or gradient: skip (drop that update) | rollback | stop
     augment: str = "none"  # images: none | diffaugment (colour, translation, cutout) | ada (adaptive, Karras 2020)
     ada_target: float = 0.6  # ada: target for E[sign(D(real))]; p rises above it, falls below
@@ -222,6 +225,8 @@ class Config:
             raise UserError(f"d.cond must be projection or acgan, got '{self.d.cond}'")
         if self.d.cond == "acgan" and self.data.conditional and self.d.pack > 1:
             raise UserError("d.cond=acgan classifies single samples; it cannot be combined with d.pack > 1")
+        if self.train.precision not in ("fp32", "bf16", "fp16"):
+            raise UserError(f"train.precision must be fp32, bf16 or fp16, got '{self.train.precision}'")
         if self.train.nonfinite not in ("skip", "rollback", "stop"):
             raise UserError(f"train.nonfinite must be skip, rollback or stop, got '{self.train.nonfinite}'")
         if self.health.on_failure not in ("warn", "stop", "rollback"):

@@ -84,15 +84,59 @@ def players(task: Task, G: nn.Module, D: nn.Module) -> Iterator[None]:
         task.G, task.D = saved
 
 
+class Precision:
+    """Mixed precision for the step: ``bf16`` or ``fp16`` autocast around both players' forward passes.
+    fp16 keeps one gradient scaler per player (its range is too narrow for small gradients; bf16 has
+    fp32's range and needs none). The scaler skips updates whose gradients overflowed and lowers its
+    scale, so under fp16 the non-finite guard judges the loss only."""
+
+    DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def __init__(self, name: str = "fp32", device_type: str = "cpu"):
+        if name not in self.DTYPES:
+            raise UserError(f"train.precision must be one of {', '.join(self.DTYPES)}, got '{name}'")
+        self.name, self.dtype, self.device_type = name, self.DTYPES[name], device_type
+        self.scalers = {p: torch.amp.GradScaler(device_type) for p in "dg"} if name == "fp16" else {}
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def backward(self, player: str, loss: Tensor) -> None:
+        (self.scalers[player].scale(loss) if self.scalers else loss).backward()
+
+    def unscale(self, player: str, opt: torch.optim.Optimizer) -> None:
+        if self.scalers:  # gradient norms and the guard see true gradients
+            self.scalers[player].unscale_(opt)
+
+    def step(self, player: str, opt: torch.optim.Optimizer) -> None:
+        if self.scalers:
+            self.scalers[player].step(opt)
+            self.scalers[player].update()
+        else:
+            opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {p: s.state_dict() for p, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for p, s in self.scalers.items():
+            if p in state:
+                s.load_state_dict(state[p])
+
+
+FP32 = Precision()
+
+
 def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
                      batches: Iterator[Batch], step: int, n_critic: int = 1, accumulate: int = 1,
                      measure: Callable[[str, nn.Module], Logs] | None = None,
-                     guard: Callable[[str, Tensor, nn.Module], bool] | None = None,
-                     synced: tuple[nn.Module, nn.Module] | None = None) -> Logs:
+                     guard: Callable[[str, Tensor, nn.Module | None], bool] | None = None,
+                     synced: tuple[nn.Module, nn.Module] | None = None, precision: Precision = FP32) -> Logs:
     """One generator update preceded by ``n_critic`` discriminator updates. Returns detached logs.
     ``guard(phase, loss, net)``, called before each optimizer step, may veto it (non-finite policy).
     ``synced``: G and D in DDP (several processes). Each phase uses the wrapper only for the network it
-    updates; the other one runs raw, since DDP would wait for gradients it never gets."""
+    updates; the other one runs raw, since DDP would wait for gradients it never gets. ``precision``:
+    autocast (and fp16's gradient scalers) around the players' forward passes."""
     logs: Logs = {}
     G_sync, D_sync = synced or (task.G, task.D)
     # With one critic step and no accumulation, one G forward serves both phases, as in the classic
@@ -104,32 +148,34 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
         opt_d.zero_grad(set_to_none=True)
         for micro in split(batch, accumulate):
             if reuse:
-                with players(task, G_sync, task.D):
+                with players(task, G_sync, task.D), precision.autocast():
                     fake_g = task.generate(micro)
                 fake = detach(fake_g)
             else:
-                with torch.no_grad():
+                with torch.no_grad(), precision.autocast():
                     fake = task.generate(micro)
-            with players(task, task.G, D_sync):
+            with players(task, task.G, D_sync), precision.autocast():
                 loss_d, logs_d = task.d_loss(micro, fake, step)
-            (loss_d / accumulate).backward()
+            precision.backward("d", loss_d / accumulate)
+        precision.unscale("d", opt_d)
         if measure:
             logs.update(measure("d", task.D))
-        if guard is None or guard("d", loss_d, task.D):
-            opt_d.step()
+        if guard is None or guard("d", loss_d, None if precision.scalers else task.D):
+            precision.step("d", opt_d)
     logs.update(logs_d)
 
     task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
     opt_g.zero_grad(set_to_none=True)
     for micro in split(batch, accumulate):
-        with players(task, G_sync, task.D):
+        with players(task, G_sync, task.D), precision.autocast():
             fake = fake_g if reuse else task.generate(micro)
             loss_g, logs_g = task.g_loss(micro, fake, step)
-        (loss_g / accumulate).backward()
+        precision.backward("g", loss_g / accumulate)
+    precision.unscale("g", opt_g)
     if measure:
         logs.update(measure("g", task.G))
-    if guard is None or guard("g", loss_g, task.G):
-        opt_g.step()
+    if guard is None or guard("g", loss_g, None if precision.scalers else task.G):
+        precision.step("g", opt_g)
     task.D.requires_grad_(True)
     logs.update(logs_g)
     return logs
@@ -227,6 +273,8 @@ class Trainer:
         self.opt_d = make_optimizer(task.D.parameters(), opt_d)
         self.world = distributed.world()  # under torchrun only rank 0 writes the run folder
         self.synced = synced  # G and D in DDP (gankit.distributed.wrap) when the task splits its batches over ranks
+        device = next(task.G.parameters()).device
+        self.precision = Precision(getattr(train, "precision", "fp32"), device.type)
         self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
         self.state = RunState()
         self._stop_signal: int | None = None
@@ -258,7 +306,7 @@ class Trainer:
     def save(self) -> None:
         if self.world.is_main:
             tensors, info = self._tensors()
-            meta = {**self.meta, "step": self.state.step, "optim": info,
+            meta = {**self.meta, "step": self.state.step, "optim": info, "scalers": self.precision.state_dict(),
                     "train_seconds": self.state.history_s + time.time() - self.state.started}
             ckpt.save_checkpoint(self.ckpt_dir, self.state.step, tensors, meta, keep_last=self.log_cfg.keep_last,
                                  keep_steps=self.best_steps)
@@ -279,6 +327,7 @@ class Trainer:
             ckpt.load_module(prefix, module, tensors, name)
         ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["optim"]["opt_g"])
         ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["optim"]["opt_d"])
+        self.precision.load_state_dict(meta.get("scalers", {}))
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
@@ -343,14 +392,14 @@ class Trainer:
     MAX_SKIPS = 25  # updates skipped in a row before the skip policy gives up and stops the run
     MAX_ROLLBACKS = 3
 
-    def _guard(self, phase: str, loss: Tensor, net: nn.Module) -> bool:
+    def _guard(self, phase: str, loss: Tensor, net: nn.Module | None) -> bool:
         """Before an optimizer step: are the loss (of the last micro-batch) and the gradients finite?
 
         ``skip`` must decide now, so it reads one flag from the device per phase: free on a CPU, one
         synchronisation per phase on a GPU. ``rollback`` and ``stop`` keep the first bad step on the
         device and act at the next logging step, where the loop synchronises anyway; meanwhile no
         checkpoint is written."""
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        grads = [p.grad for p in net.parameters() if p.grad is not None] if net is not None else []
         total = loss.detach().float().sum()
         if grads:
             total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
@@ -430,7 +479,7 @@ class Trainer:
                     self._apply_lr_schedule(step)
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
                                         cfg.accumulate, grad_norms if measuring else None, self._guard,
-                                        self.synced)
+                                        self.synced, self.precision)
                 ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
                 self.state.step = step = step + 1
                 for k, v in logs.items():
@@ -495,6 +544,12 @@ class Trainer:
     def _batch_size(self) -> int:
         """Samples per step over all ranks."""
         return int(getattr(self.batches, "batch_size", 0)) * self.world.size
+
+
+def compile_module(module: nn.Module) -> nn.Module:
+    """``torch.compile`` (train.compile): the parameters stay the module's own, so checkpoints, the
+    EMA and the optimizers are untouched."""
+    return torch.compile(module)
 
 
 def linear_decay(steps: int, decay_start: float) -> Callable[[int], float]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from gankit import checkpoint as ckpt
 from gankit import distributed, losses
 from gankit.config import Config, LossConfig
 from gankit.data import Batches, Dataset, load_data, to_data_units
-from gankit.engine import Batch, Logs, Trainer, resolve_device, seed_everything
+from gankit.engine import Batch, Logs, Trainer, compile_module, resolve_device, seed_everything
 from gankit.errors import UserError
 from gankit.nets import build_discriminator, build_generator
 
@@ -82,12 +83,20 @@ class GAN:
             aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, y)
             loss = loss + self.cfg.aux * aux
             logs.update(loss_d_aux=aux.detach(), aux_acc_real=(real_cls.argmax(1) == y).float().mean())
+        # Penalties on input gradients run in fp32 under mixed precision: squared bf16/fp16 gradient
+        # norms lose their small values (and overflow in fp16).
+        mixed = torch.is_autocast_enabled(real.device.type)
         if self.cfg.gp > 0:
-            gp = losses.gradient_penalty(lambda x: self.D(x, y), real, fake)
+            with torch.autocast(real.device.type, enabled=False):
+                gp = losses.gradient_penalty(lambda x: self.D(x, y), real.float(), fake.float())
             loss = loss + self.cfg.gp * gp
             logs["gp"] = gp.detach()
         if lazy_r1:
-            r1 = losses.r1_penalty(real_out, real)
+            if mixed:
+                with torch.autocast(real.device.type, enabled=False):
+                    r1 = losses.r1_penalty(self.judge(real, y)[0].float(), real)
+            else:
+                r1 = losses.r1_penalty(real_out, real)
             loss = loss + 0.5 * self.cfg.r1 * self.cfg.r1_every * r1
             logs["r1"] = r1.detach()
         logs.update(discriminator_signals(real_out.detach(), fake_out.detach()))
@@ -169,6 +178,16 @@ def save_scatter(points: Any, path: Path, reference: Any = None) -> None:
     plt.close(fig)
 
 
+def players_for(G: nn.Module, D: nn.Module, distributed_run: bool, compiled: bool
+                ) -> tuple[nn.Module, nn.Module] | None:
+    """The modules each phase trains through: DDP wrappers under torchrun, compiled with
+    ``train.compile``; None when the raw networks serve."""
+    if not distributed_run and not compiled:
+        return None
+    G_sync, D_sync = (distributed.wrap(G), distributed.wrap(D)) if distributed_run else (G, D)
+    return (compile_module(G_sync), compile_module(D_sync)) if compiled else (G_sync, D_sync)
+
+
 def train(config: Config, out: str | Path, steps: int | None = None, resume: bool = False,
           data: Dataset | None = None) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out``; returns the summary (also in ``summary.json``)."""
@@ -191,6 +210,9 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         raise UserError("data.conditional needs labelled data")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
+    if config.train.channels_last and ds.kind == "image":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        ds = dataclasses.replace(ds, x=ds.x.contiguous(memory_format=torch.channels_last))
     if config.train.augment != "none" and ds.kind != "image":
         raise UserError(f"train.augment={config.train.augment} needs image data")
     from gankit.augmentations import build_augment
@@ -212,7 +234,7 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     trainer = Trainer(task, batches, out, config.train, config.opt_g, config.opt_d, config.log, meta,
                       d_output="probability" if task.loss.probabilistic else "sigmoid_of_logits",
                       snapshot=snapshot, hooks=hooks,
-                      synced=(distributed.wrap(G), distributed.wrap(D)) if world.active else None)
+                      synced=players_for(G, D, world.active, config.train.compile))
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
