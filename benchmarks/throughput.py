@@ -54,17 +54,24 @@ def adam(net: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
 
-def gankit_steps(G, D, cfg, batches, steps: int):
-    """``steps`` calls of gankit's adversarial step; returns a function that runs them."""
-    from gankit.engine import adversarial_step
-    from gankit.tasks.gan import GAN
+def gankit_steps(G, D, cfg, batches, steps: int, fast: dict | None = None):
+    """``steps`` calls of gankit's adversarial step; returns a function that runs them. ``fast``:
+    precision / channels_last / compile, as train.precision, train.channels_last and train.compile set them."""
+    from gankit.engine import Precision, adversarial_step
+    from gankit.tasks.gan import GAN, players_for
 
+    fast = fast or {}
+    if fast.get("channels_last"):
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        batches.x = batches.x.contiguous(memory_format=torch.channels_last)
     task, opt_g, opt_d = GAN(G, D, cfg.loss), adam(G), adam(D)
+    synced = players_for(G, D, False, bool(fast.get("compile")))
+    precision = Precision(fast.get("precision", "fp32"), next(G.parameters()).device.type)
     state = {"step": 0}
 
     def run() -> None:
         for _ in range(steps):
-            adversarial_step(task, opt_d, opt_g, batches, state["step"])
+            adversarial_step(task, opt_d, opt_g, batches, state["step"], synced=synced, precision=precision)
             state["step"] += 1
 
     return run
@@ -111,17 +118,18 @@ def timed(run) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def measure(name: str, width: int, batch: int, steps: int, repeats: int, device: torch.device, seed: int) -> dict:
+def measure(name: str, width: int, batch: int, steps: int, repeats: int, device: torch.device, seed: int,
+            fast: dict | None = None) -> dict:
     cfg, ((G1, D1), (G2, D2)), batches = build(name, width, batch, device, seed)
-    ours = gankit_steps(G1, D1, cfg, batches, steps)
-    ref = reference_steps(G2, D2, cfg, batches, steps)
+    ours = gankit_steps(G1, D1, cfg, batches, steps, fast)
+    ref = reference_steps(G2, D2, cfg, batches, steps)  # always the fp32 tutorial loop
     ours(), ref()  # warm-up (allocator, kernels)
     t_ours, t_ref = [], []
     for r in range(repeats):  # alternate, and swap who goes first, so drifting load hits both alike
         pair = [(ours, t_ours), (ref, t_ref)]
         for run, out in pair if r % 2 == 0 else reversed(pair):
             out.append(timed(run))
-    out = {"config": name, "side": CONFIGS[name][1], "family": CONFIGS[name][0], "width": width,
+    out = {"config": name, "gankit_options": fast or {}, "side": CONFIGS[name][1], "family": CONFIGS[name][0], "width": width,
            "batch": batch, "steps_per_repeat": steps, "repeats": repeats}
     for i, clock in enumerate(("wall", "cpu")):
         ours = statistics.median(steps * batch / t[i] for t in t_ours)
@@ -142,11 +150,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="gankit side only")
+    p.add_argument("--channels-last", action="store_true", help="gankit side only")
+    p.add_argument("--compile", action="store_true", help="gankit side only: torch.compile both networks")
     args = p.parse_args()
+    fast = {"precision": args.precision, "channels_last": args.channels_last, "compile": args.compile}
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = [measure(name, args.width, args.batch, args.steps, args.repeats, device, args.seed)
+    results = [measure(name, args.width, args.batch, args.steps, args.repeats, device, args.seed, fast)
                for name in args.configs.split(",")]
     print(json.dumps({"device": str(device), "machine": platform.machine(), "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "seed": args.seed, "results": results}, indent=1))
