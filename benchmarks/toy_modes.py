@@ -24,10 +24,10 @@ import gankit
 from gankit.data.builtin import MIXTURES
 from gankit.metrics.modes import mode_coverage
 
-# The plain GAN of the 2014 paper: saturating minimax loss, no packing, no R1, no EMA, same nets/steps.
+# The plain GAN of the 2014 paper: saturating minimax loss, no minibatch-std, no R1, no EMA, same nets/steps.
 CONFIGS = {
     "default": [],
-    "minimax": ["loss.name=minimax", "loss.r1=0", "d.pack=1", "train.ema=0"],
+    "minimax": ["loss.name=minimax", "loss.r1=0", "d.mbstd=false", "d.pack=1", "train.ema=0"],
 }
 
 

@@ -44,7 +44,9 @@ def _torchrun(nproc: int, out: Path, batch: int, steps: int) -> None:
            "-m", "gankit", "train", "--preset", "ring8", "--out", str(out), "--steps", str(steps), "--quiet",
            "--set", f"data.batch_size={batch}", "--set", "g.width=32", "--set", "d.width=32",
            "--set", "log.every=2", "--set", "log.checkpoint_every=2", "--set", "log.sample_every=1000",
-           "--set", "log.n_samples=64", "--set", "train.device=cpu", "--set", "train.threads=1"]
+           "--set", "log.n_samples=64", "--set", "train.device=cpu", "--set", "train.threads=1",
+           # minibatch-std sees each rank's own samples (as in StyleGAN2): not world-size invariant
+           "--set", "d.mbstd=false"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
