@@ -229,3 +229,21 @@ def test_stylegan2_ada_run_resumes_exactly_and_cli_verbs_work(tmp_path, capsys):
                  "--out", str(tmp_path / "m.png")]) == 2
     assert main(["project", run, "--image", str(tmp_path / "nope.png"), "--out", str(tmp_path / "p2")]) == 2
     assert "crossover" in capsys.readouterr().err
+
+
+def test_path_length_penalty_stays_fp32_under_autocast():
+    import copy
+
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(small(), 8, (1, 16, 16))
+    D = build_discriminator(small(), (1, 16, 16))
+    batch = {"x": torch.randn(4, 1, 16, 16)}
+    values = []
+    for mixed in (False, True):
+        task = GAN(copy.deepcopy(G), copy.deepcopy(D), LossConfig(pl=2.0, pl_every=1))
+        torch.manual_seed(1)
+        fake = task.generate(batch).detach()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            torch.manual_seed(2)
+            values.append(task.g_loss(batch, fake, step=0)[1]["pl"])
+    torch.testing.assert_close(values[1], values[0], rtol=1e-5, atol=1e-8)

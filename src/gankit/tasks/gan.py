@@ -114,7 +114,8 @@ class GAN:
             loss = loss + self.cfg.aux * aux
             logs.update(loss_g_aux=aux.detach(), aux_acc_fake=(fake_cls.argmax(1) == y).float().mean())
         if self.cfg.pl > 0 and step % self.cfg.pl_every == 0:  # lazy, scaled by its interval
-            pl = self.path_length(batch)
+            with torch.autocast(batch["x"].device.type, enabled=False):  # a gradient norm: fp32, as R1
+                pl = self.path_length(batch)
             loss = loss + self.cfg.pl * self.cfg.pl_every * pl
             logs["pl"] = pl.detach()
         logs["loss_g"] = loss.detach()
