@@ -20,7 +20,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ class Precision:
     fp32's range and needs none). The scaler skips updates whose gradients overflowed and lowers its
     scale, so under fp16 the non-finite guard judges the loss only."""
 
-    DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    DTYPES: ClassVar[dict[str, torch.dtype | None]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
     def __init__(self, name: str = "fp32", device_type: str = "cpu"):
         if name not in self.DTYPES:
