@@ -138,3 +138,23 @@ def test_channels_last_and_compile(tiny_digits, tmp_path, monkeypatch):
     summary = gankit.train(cfg, tmp_path / "run", steps=4)
     assert summary["finished"] and len(compiled) == 2
     assert gankit.load(tmp_path / "run").sample(4, seed=0).shape[0] == 4
+
+
+def test_fp16_step_survives_a_vetoed_update():
+    from gankit.engine import Precision
+
+    G, D, opt_g, opt_d = _players()
+    task = GAN(G, D, LossConfig(name="nonsaturating"))
+    batches = ({"x": _real(s)} for s in itertools.count())
+    precision = Precision("fp16", "cpu")
+    calls = []
+
+    def guard(phase, loss, net):  # veto the first update of each player, as train.nonfinite=skip would
+        calls.append(phase)
+        return calls.count(phase) > 1
+
+    before = [p.detach().clone() for p in G.parameters()]
+    for step in range(3):
+        adversarial_step(task, opt_d, opt_g, batches, step, guard=guard, precision=precision)
+    assert calls == ["d", "g"] * 3
+    assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters()))

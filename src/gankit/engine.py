@@ -115,6 +115,11 @@ class Precision:
         else:
             opt.step()
 
+    def skip(self, player: str) -> None:
+        """A vetoed update: the scaler still closes its step (its next unscale_ would fail otherwise)."""
+        if self.scalers:
+            self.scalers[player].update()
+
     def state_dict(self) -> dict[str, Any]:
         return {p: s.state_dict() for p, s in self.scalers.items()}
 
@@ -162,6 +167,8 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
             logs.update(measure("d", task.D))
         if guard is None or guard("d", loss_d, None if precision.scalers else task.D):
             precision.step("d", opt_d)
+        else:
+            precision.skip("d")
     logs.update(logs_d)
 
     task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
@@ -176,6 +183,8 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
         logs.update(measure("g", task.G))
     if guard is None or guard("g", loss_g, None if precision.scalers else task.G):
         precision.step("g", opt_g)
+    else:
+        precision.skip("g")
     task.D.requires_grad_(True)
     logs.update(logs_g)
     return logs
