@@ -31,17 +31,23 @@ CONFIGS = {
 }
 
 
-def run(data: str, config: str, seed: int, n: int = 2500) -> dict:
+def train_and_sample(data: str, overrides: list[str], seed: int, n: int = 2500) -> tuple[np.ndarray, float, int]:
+    """Train the ``data`` preset with ``overrides`` on ``seed``; (samples, seconds, steps)."""
     cfg = gankit.preset(data)
-    cfg = gankit.config.apply_overrides(cfg, [*CONFIGS[config], f"train.seed={seed}", "log.progress=false"])
+    cfg = gankit.config.apply_overrides(cfg, [*overrides, f"train.seed={seed}", "log.progress=false"])
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         summary = gankit.train(cfg, out)
         seconds = time.perf_counter() - t0
         samples = gankit.load(out).sample(n, seed=10_000 + seed).numpy()
+    return samples, seconds, summary["step"]
+
+
+def run(data: str, config: str, seed: int, n: int = 2500) -> dict:
+    samples, seconds, steps = train_and_sample(data, CONFIGS[config], seed, n)
     centers, std = MIXTURES[data]
     result = mode_coverage(samples, centers, std)
-    return {"seed": seed, "seconds": round(seconds, 2), "steps": summary["step"], **result}
+    return {"seed": seed, "seconds": round(seconds, 2), "steps": steps, **result}
 
 
 def aggregate(runs: list[dict]) -> dict:

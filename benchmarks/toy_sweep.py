@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-import time
 
 import numpy as np
+from toy_modes import train_and_sample  # same folder
 
-import gankit
 from gankit.data.builtin import MIXTURES
 from gankit.metrics.modes import mode_coverage
 
@@ -22,13 +20,7 @@ def main() -> None:
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     data, seed, *overrides = sys.argv[1:]
-    cfg = gankit.config.apply_overrides(gankit.preset(data), [*overrides, f"train.seed={seed}", "log.progress=false",
-                                                              "train.threads=1"])
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        gankit.train(cfg, out)
-        seconds = time.perf_counter() - t0
-        x = gankit.load(out).sample(2500, seed=10_000 + int(seed)).numpy()
+    x, seconds, _ = train_and_sample(data, [*overrides, "train.threads=1"], int(seed))
     centers, std = MIXTURES[data]
     r = mode_coverage(x, centers, std)
     # share of samples within k std of their nearest centre: where the non-HQ samples sit
