@@ -40,6 +40,20 @@ def test_validation_ranges():
         apply_overrides(Config(), ["d.pack=3"]).validate()
     with pytest.raises(UserError, match="unknown preset 'digit'.*did you mean 'digits'"):
         preset("digit")
+    with pytest.raises(UserError, match="train.precision"):
+        apply_overrides(Config(), ["train.precision=fp8"]).validate()
+    with pytest.raises(UserError, match="train.lr_decay_start"):
+        apply_overrides(Config(), ["train.lr_decay_start=2"]).validate()
+
+
+def test_new_train_switches_fail_from_the_cli_with_one_line(tmp_path, capsys):
+    from gankit.cli import main
+
+    for bad in ("train.precision=fp8", "train.lr_decay_start=2"):
+        assert main(["train", "--preset", "ring8", "--out", str(tmp_path / "r"), "--set", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and bad.split("=")[0] in err
+        assert not (tmp_path / "r").exists()
 
 
 def test_bad_yaml(tmp_path):
