@@ -78,3 +78,28 @@ def test_two_processes_match_one_and_resume_in_one(tmp_path):
     assert steps == [2, 4, 6]
     c, _ = ckpt.load_latest(run / "checkpoints")
     assert int(c["batches.pos"]) == 4 * 64 + 2 * 32  # 4 global batches of 2 x 32, then 2 batches of 32
+
+
+def test_sync_bn_converts_in_place_and_refuses_cpu(monkeypatch):
+    from gankit.config import Config
+    from gankit.distributed import sync_batchnorm
+    from gankit.errors import UserError
+    from gankit.tasks.gan import build_nets
+
+    cfg = gankit.preset("digits")
+    G, _ = build_nets(cfg, {"shape": [1, 16, 16], "classes": []})
+    before = dict(G.state_dict())
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in G.modules())
+    assert n_bn > 0
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert sync_batchnorm(G, torch.device("cpu")) is G  # one process: nothing to synchronise
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="sync_bn needs CUDA"):
+        sync_batchnorm(G, torch.device("cpu"))
+    synced = sync_batchnorm(G, torch.device("cuda"))  # conversion only: no CUDA tensor is touched
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == n_bn
+    after = synced.state_dict()
+    assert after.keys() == before.keys()  # checkpoints stay loadable by plain BatchNorm nets
+    assert all(after[k] is before[k] or after[k].data_ptr() == before[k].data_ptr() for k in before)
+    assert Config.from_dict(cfg.to_dict()).train.sync_bn is False

@@ -30,7 +30,7 @@ class DataConfig:
     channels: int = 0  # 0: keep the data's own (1 grey, 3 RGB); 1 or 3 converts
     conditional: bool = False  # feed class labels to G and D (needs labelled data)
     batch_size: int = 64
-
+    workers: int = 0  # image folders: decoding threads; 0 = one per CPU core, at most 8
 
 @dataclass
 class NetConfig:
@@ -90,6 +90,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds gradient scalers): the GPU speed-ups
     channels_last: bool = False  # images: NHWC memory format (faster convolutions on tensor cores)
     compile: bool = False  # torch.compile both networks (slow first steps; needs a C compiler on CPU)
+    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     nonfinite: str = "skip"  # NaN/inf loss or gradient: skip (drop that update) | rollback | stop
     augment: str = "none"  # images: none | diffaugment (colour, translation, cutout) | ada (adaptive, Karras 2020)
     ada_target: float = 0.6  # ada: target for E[sign(D(real))]; p rises above it, falls below
@@ -214,6 +215,8 @@ class Config:
         for key, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             if opt.lr <= 0:
                 raise UserError(f"{key}.lr must be positive, got {opt.lr}")
+        if self.data.workers < 0:
+            raise UserError(f"data.workers must be >= 0 (0 = one per core), got {self.data.workers}")
         if self.data.channels not in (0, 1, 3):
             raise UserError(f"data.channels must be 0 (keep), 1 or 3, got {self.data.channels}")
         if self.data.batch_size % (self.d.pack * self.train.accumulate):

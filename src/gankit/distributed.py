@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from gankit.errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
@@ -79,6 +81,19 @@ def wrap(net: nn.Module) -> nn.Module:
         return net
     device_ids = [net_device(net).index] if net_device(net).type == "cuda" else None
     return DDP(net, device_ids=device_ids)
+
+
+def sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` with every BatchNorm layer computing its statistics over the global batch (SyncBatchNorm),
+    when several processes train; unchanged in one process. The parameters and buffers stay the same
+    tensors and keep their names, so optimizers, EMA and checkpoints are unaffected."""
+    if not world().active:
+        return net
+    if device.type != "cuda":
+        # PyTorch's SyncBatchNorm only synchronises CUDA tensors; on CPU it would fail inside the first step.
+        raise UserError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU); "
+                        "leave it off for gloo runs")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def net_device(net: nn.Module) -> torch.device:

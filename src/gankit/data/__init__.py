@@ -83,8 +83,21 @@ def load_data(cfg: DataConfig) -> Dataset:
     return ds
 
 
+DEVICE_SHARE = 0.5  # at most this share of the accelerator's free memory goes to the training data
+
+
+def fits_on_device(ds: Dataset, device: torch.device) -> bool:
+    """Whether the whole data set may live on ``device`` (always on a CPU: host memory is where it is)."""
+    if device.type != "cuda":
+        return True
+    nbytes = ds.x.numel() * ds.x.element_size()
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_SHARE * free
+
+
 class Batches:
-    """Endless shuffled mini-batches, reshuffled every epoch, drawn from a dataset held on the device.
+    """Endless shuffled mini-batches, reshuffled every epoch, drawn from a dataset held on the device
+    (or, when it does not fit there, in host memory with pinned, asynchronous copies: ``placement``).
 
     Its own random generator makes the order reproducible and resumable (see ``state_dict``).
 
@@ -95,12 +108,25 @@ class Batches:
     """
 
     def __init__(self, ds: Dataset, batch_size: int, device: torch.device, seed: int, *, rank: int = 0,
-                 world: int = 1, z_dim: int = 0):
+                 world: int = 1, z_dim: int = 0, placement: str = "auto"):
         if len(ds) < batch_size * world:
             raise UserError(f"the data set has {len(ds)} samples, fewer than data.batch_size={batch_size}"
                             + (f" x {world} processes" if world > 1 else ""))
-        self.x = ds.x.to(device)
-        self.y = ds.y.to(device) if ds.y is not None else None
+        self.device = torch.device(device)
+        self.on_device = placement == "device" or (placement == "auto" and fits_on_device(ds, self.device))
+        if self.on_device:
+            self.x = ds.x.to(self.device)
+            self.y = ds.y.to(self.device) if ds.y is not None else None
+        else:
+            # Too big for the accelerator: the data stay in host memory and each batch is gathered into a
+            # page-locked staging buffer, from which the copy to the device runs asynchronously. Two buffers
+            # take turns; a buffer is reused only once the copy that last read it has finished.
+            pin = self.device.type == "cuda"
+            self.x, self.y = ds.x, ds.y
+            shape = (batch_size, *ds.x.shape[1:])
+            self.staging = [torch.empty(shape, dtype=ds.x.dtype, pin_memory=pin) for _ in range(2)]
+            self.copied: list[Any] = [None, None]  # CUDA events marking each buffer's last copy
+            self.turn = 0
         self.batch_size, self.rank, self.world, self.z_dim = batch_size, rank, world, z_dim
         self.gen = torch.Generator().manual_seed(seed)
         self.z_gen = torch.Generator().manual_seed(seed + 1) if z_dim else None
@@ -118,12 +144,26 @@ class Batches:
         mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         idx = self.order[self.pos : self.pos + n][mine].to(self.x.device)
         self.pos += n
-        batch = {"x": self.x[idx]}
+        batch = {"x": self.x[idx] if self.on_device else self._from_host(idx)}
         if self.y is not None:
-            batch["y"] = self.y[idx]
+            batch["y"] = self.y[idx].to(self.device)
         if self.z_gen is not None:
-            batch["z"] = torch.randn(n, self.z_dim, generator=self.z_gen)[mine].to(self.x.device)
+            batch["z"] = torch.randn(n, self.z_dim, generator=self.z_gen)[mine].to(self.device)
         return batch
+
+    def _from_host(self, idx: Tensor) -> Tensor:
+        buf, event = self.staging[self.turn], self.copied[self.turn]
+        if event is not None:
+            event.synchronize()  # the copy from two batches ago; normally long finished
+        torch.index_select(self.x, 0, idx, out=buf)
+        x = buf.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            self.copied[self.turn] = torch.cuda.Event()
+            self.copied[self.turn].record()
+        else:
+            x = x.clone()  # on a CPU ``to`` returns the buffer itself, which the next turn overwrites
+        self.turn ^= 1
+        return x
 
     def state_dict(self) -> dict[str, Tensor]:
         state = {"gen": self.gen.get_state(), "order": self.order, "pos": torch.tensor(self.pos)}

@@ -7,6 +7,7 @@ import os
 import struct
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,10 +112,17 @@ def load_folder(root: Path, cfg: DataConfig) -> Dataset:
     labelled = all(len(p) >= 1 for p in rel_parents)
     classes = sorted({p[0] for p in rel_parents}) if labelled else []
     xs = np.empty((len(files), cfg.size, cfg.size, channels), dtype=np.uint8)
-    bar = tqdm(files, desc=f"reading {root.name}", unit="img", disable=len(files) < 500, leave=False)
-    for i, f in enumerate(bar):
-        arr = np.asarray(resize_center_crop(read_image(f, channels), cfg.size))
-        xs[i] = arr.reshape(cfg.size, cfg.size, channels)
+
+    def decode(i: int) -> None:
+        xs[i] = np.asarray(resize_center_crop(read_image(files[i], channels), cfg.size)).reshape(xs.shape[1:])
+
+    # Pillow releases the GIL while it decodes and resamples, so threads read a big folder in parallel.
+    workers = cfg.workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = pool.map(decode, range(len(files)))
+        for _ in tqdm(done, total=len(files), desc=f"reading {root.name}", unit="img",
+                      disable=len(files) < 500, leave=False):
+            pass
     x = torch.from_numpy(xs).permute(0, 3, 1, 2).float() / 127.5 - 1
     y = torch.tensor([classes.index(p[0]) for p in rel_parents]) if labelled else None
     return Dataset(x=x, y=y, classes=classes, kind="image", name=root.name)

@@ -211,6 +211,8 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         raise UserError("data.conditional needs labelled data")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
+    if config.train.sync_bn:
+        G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
     if config.train.channels_last and ds.kind == "image":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         ds = dataclasses.replace(ds, x=ds.x.contiguous(memory_format=torch.channels_last))
