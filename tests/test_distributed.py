@@ -46,7 +46,10 @@ def _torchrun(nproc: int, out: Path, batch: int, steps: int) -> None:
            "--set", "log.every=2", "--set", "log.checkpoint_every=2", "--set", "log.sample_every=1000",
            "--set", "log.n_samples=64", "--set", "train.device=cpu", "--set", "train.threads=1",
            # minibatch-std sees each rank's own samples (as in StyleGAN2): not world-size invariant
-           "--set", "d.mbstd=false"]
+           "--set", "d.mbstd=false",
+           # evaluation at the last step: each rank embeds half of the samples, the features are gathered
+           "--set", "eval.every=4", "--set", "eval.n=300", "--set", "eval.metrics=fid,modes",
+           "--set", "eval.features=raw"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -69,6 +72,10 @@ def test_two_processes_match_one_and_resume_in_one(tmp_path):
     assert json.loads((run / "summary.json").read_text())["step"] == 4
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["samples_per_s"] > 0 and 0 <= record["d_real"] <= 1
+    # sharded evaluation scores the same 300 samples as one process does (half of them would not agree)
+    alone = json.loads((tmp_path / "one" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert abs(record["fid"] - alone["fid"]) <= 1e-4 * max(1.0, alone["fid"])
+    assert record["hq"] == alone["hq"] and record["modes"] == alone["modes"]
 
     # the 2-process checkpoint continues in this single process (global sample count kept)
     config = gankit.Config.load(run / "config.yaml")

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -114,3 +115,44 @@ def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
     return dict(zip(keys, flat))
+
+
+def shard(n: int) -> slice:
+    """This rank's contiguous share of ``n`` items (all of them in one process); ranks in order cover 0..n."""
+    w = world()
+    if not w.active:
+        return slice(0, n)
+    bounds = [n * r // w.size for r in range(w.size + 1)]
+    return slice(bounds[w.rank], bounds[w.rank + 1])
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def gather_rows(a: Any) -> Any:
+    """Rows from every rank, concatenated in rank order (a NumPy array or tensor of any row count per rank;
+    None stays None); unchanged in one process. Every rank receives the whole result."""
+    if a is None or not dist.is_initialized():
+        return a
+    t = torch.as_tensor(a)
+    dev = _comm_device()
+    size = torch.tensor([t.shape[0]], device=dev)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    rows = max(int(s) for s in sizes)
+    padded = torch.zeros((rows, *t.shape[1:]), dtype=t.dtype, device=dev)
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    out = torch.cat([p[: int(s)] for p, s in zip(parts, sizes)]).cpu()
+    return out.numpy() if isinstance(a, np.ndarray) else out
+
+
+def all_ranks(flag: bool) -> bool:
+    """True when ``flag`` holds on every rank (so that ranks take the same branch)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)], device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())

@@ -703,23 +703,35 @@ class EvalHook:
             trainer.best_steps = {int(best["step"])}
 
     @torch.no_grad()
-    def sample(self, G: torch.nn.Module) -> Tensor:
+    def sample(self, G: torch.nn.Module, part: slice) -> Tensor:
         from gankit.data import to_data_units
 
-        outs = []
-        for i in range(0, self.n, 256):
-            y = self.y[i : i + 256].to(self.device) if self.y is not None else None
-            outs.append(G(self.z[i : i + 256].to(self.device), y).float().cpu())
+        z = self.z[part]
+        y_all = self.y[part] if self.y is not None else None
+        outs = [torch.empty(0, *self.real.shape)]
+        for i in range(0, len(z), 256):
+            y = y_all[i : i + 256].to(self.device) if y_all is not None else None
+            outs.append(G(z[i : i + 256].to(self.device), y).float().cpu())
         return to_data_units(torch.cat(outs), self.meta)
 
     def evaluate(self, G: torch.nn.Module) -> dict[str, float]:
-        x = self.sample(G)
-        if not torch.isfinite(x).all():
+        """Under torchrun each rank generates and embeds its own share of the ``eval.n`` samples; the
+        features are gathered, so every rank scores the same whole set (and takes the same decisions)."""
+        from gankit import distributed
+
+        part = distributed.shard(self.n)
+        x = self.sample(G, part)
+        if not distributed.all_ranks(bool(torch.isfinite(x).all())):
             return {}
-        fake = SampleSet("generated", self.real.kind, self.real.shape, len(x), _tensor_reader(x, self.y),
+        y = self.y[part] if self.y is not None else None
+        fake = SampleSet("generated", self.real.kind, self.real.shape, len(x), _tensor_reader(x, y),
                          self.real.classes, self.y is not None)
         keep = CAS_SAMPLES if "cas" in self.names else 0
         feats, logits, labels, sample = stream_features(fake, self.extractor, progress=False, keep=keep)
+        feats, logits, labels = (distributed.gather_rows(a) for a in (feats, logits, labels))
+        if sample is not None:
+            xs, ys = distributed.gather_rows(sample[0]), distributed.gather_rows(sample[1])
+            sample = (xs[:keep], ys[:keep] if ys is not None else None)
         return score(self.real_feats, feats, self.names, real_logits=self.real_logits, fake_logits=logits,
                      fake_labels=labels, mixture=self.real.mixture, features=self.features, fake_sample=sample,
                      real_sample=self.real_sample)
