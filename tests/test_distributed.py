@@ -47,6 +47,8 @@ def _torchrun(nproc: int, out: Path, batch: int, steps: int) -> None:
            "--set", "log.n_samples=64", "--set", "train.device=cpu", "--set", "train.threads=1",
            # minibatch-std sees each rank's own samples (as in StyleGAN2): not world-size invariant
            "--set", "d.mbstd=false",
+           # two micro-batches per step: DDP all-reduces once per phase, after the second (no_sync first)
+           "--set", "train.accumulate=2",
            # evaluation at the last step: each rank embeds half of the samples, the features are gathered
            "--set", "eval.every=4", "--set", "eval.n=300", "--set", "eval.metrics=fid,modes",
            "--set", "eval.features=raw"]

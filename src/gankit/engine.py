@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol
@@ -71,6 +71,12 @@ def split(batch: Batch, parts: int) -> list[Batch]:
         return [batch]
     chunks = {k: v.chunk(parts) for k, v in batch.items()}
     return [{k: chunks[k][i] for k in batch} for i in range(parts)]
+
+
+def sync_at_last(net: nn.Module, i: int, parts: int) -> AbstractContextManager:
+    """Under DDP, gradient accumulation all-reduces once, after the last micro-batch's backward pass
+    (``no_sync`` for the others); a no-op for a network trained in one process."""
+    return net.no_sync() if i < parts - 1 and hasattr(net, "no_sync") else nullcontext()
 
 
 @contextmanager
@@ -151,7 +157,7 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
     for _ in range(n_critic):
         batch = next(batches)
         opt_d.zero_grad(set_to_none=True)
-        for micro in split(batch, accumulate):
+        for i, micro in enumerate(split(batch, accumulate)):
             if reuse:
                 with players(task, G_sync, task.D), precision.autocast():
                     fake_g = task.generate(micro)
@@ -159,9 +165,10 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
             else:
                 with torch.no_grad(), precision.autocast():
                     fake = task.generate(micro)
-            with players(task, task.G, D_sync), precision.autocast():
-                loss_d, logs_d = task.d_loss(micro, fake, step)
-            precision.backward("d", loss_d / accumulate)
+            with sync_at_last(D_sync, i, accumulate):
+                with players(task, task.G, D_sync), precision.autocast():
+                    loss_d, logs_d = task.d_loss(micro, fake, step)
+                precision.backward("d", loss_d / accumulate)
         precision.unscale("d", opt_d)
         if measure:
             logs.update(measure("d", task.D))
@@ -173,11 +180,12 @@ def adversarial_step(task: Task, opt_d: torch.optim.Optimizer, opt_g: torch.opti
 
     task.D.requires_grad_(False)  # the generator phase needs gradients through D, not for D's weights
     opt_g.zero_grad(set_to_none=True)
-    for micro in split(batch, accumulate):
-        with players(task, G_sync, task.D), precision.autocast():
-            fake = fake_g if reuse else task.generate(micro)
-            loss_g, logs_g = task.g_loss(micro, fake, step)
-        precision.backward("g", loss_g / accumulate)
+    for i, micro in enumerate(split(batch, accumulate)):
+        with sync_at_last(G_sync, i, accumulate):
+            with players(task, G_sync, task.D), precision.autocast():
+                fake = fake_g if reuse else task.generate(micro)
+                loss_g, logs_g = task.g_loss(micro, fake, step)
+            precision.backward("g", loss_g / accumulate)
     precision.unscale("g", opt_g)
     if measure:
         logs.update(measure("g", task.G))
