@@ -151,6 +151,36 @@ def test_mode_specific_normalisation_finds_two_modes():
     assert len(big) == 2 and abs(big[0]) < 1 and abs(big[1] - 20) < 1
 
 
+def test_batched_mixtures_agree_with_scikit_learn():
+    """The columns-at-once variational fit finds what scikit-learn's BayesianGaussianMixture finds, column by
+    column, for columns of different lengths and numbers of distinct values (padding must not leak)."""
+    import warnings
+
+    from sklearn.mixture import BayesianGaussianMixture
+
+    from gankit.data.mixture import fit_mixtures
+
+    rng = np.random.default_rng(0)
+    cols = [np.r_[rng.normal(-2, 0.3, 700), rng.normal(1.5, 0.5, 300)],  # 70 / 30 two modes
+            np.r_[rng.normal(0, 0.2, 100), rng.normal(3, 0.2, 100), rng.normal(6, 0.2, 200)],  # three, shorter
+            rng.integers(0, 2, 150).astype(float)]  # two distinct values: at most two components
+    cols = [(c - c.mean()) / c.std() for c in cols]
+    fits = fit_mixtures(cols, max_modes=10, seed=0)
+    assert len(fits[2][0]) == 2
+    for col, (w, mu, var) in zip(cols, fits):
+        assert abs(w.sum() - 1) < 1e-9 and (var > 0).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = BayesianGaussianMixture(n_components=min(10, len(np.unique(col))), weight_concentration_prior=1e-3,
+                                          weight_concentration_prior_type="dirichlet_process", max_iter=300,
+                                          random_state=0).fit(col[:, None])
+        big, ref_big = w > 0.05, ref.weights_ > 0.05
+        assert big.sum() == ref_big.sum()
+        order, ref_order = np.argsort(mu[big]), np.argsort(ref.means_[ref_big, 0])
+        np.testing.assert_allclose(mu[big][order], ref.means_[ref_big, 0][ref_order], atol=0.05)
+        np.testing.assert_allclose(w[big][order], ref.weights_[ref_big][ref_order], atol=0.03)
+
+
 def test_training_by_sampling_matches_rows_and_boosts_rare_categories():
     df = pd.DataFrame({"c": ["a"] * 950 + ["b"] * 50, "x": np.arange(1000.0)})
     tr = TableTransformer.fit(df, {"c": "categorical", "x": "continuous"}, max_modes=2)

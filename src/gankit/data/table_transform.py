@@ -76,35 +76,41 @@ def _numeric_values(values: pd.Series, kind: str) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
 
 
-def _fit_modes(x: np.ndarray, max_modes: int, seed: int) -> tuple[list[float], list[float], list[float]]:
-    """Weights, means and standard deviations of the mixture's significant components."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import BayesianGaussianMixture
+def _fit_modes(values: list[np.ndarray], max_modes: int, seed: int) -> list[tuple[list[float], list[float], list[float]]]:
+    """Weights, means and standard deviations of each column's significant mixture components (all
+    columns fitted together, :mod:`gankit.data.mixture`)."""
+    from gankit.data.mixture import fit_mixtures
 
-    n_unique = len(np.unique(x))
-    if n_unique == 1:
-        return [1.0], [float(x[0])], [1.0]
-    centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
-    z = (x - centre) / scale
-    if len(z) > _MAX_FIT_ROWS:
-        z = np.random.default_rng(seed).choice(z, _MAX_FIT_ROWS, replace=False)
-    bgm = BayesianGaussianMixture(n_components=min(max_modes, n_unique), weight_concentration_prior_type=
-                                  "dirichlet_process", weight_concentration_prior=1e-3, max_iter=100,
-                                  n_init=1, init_params="k-means++", random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        bgm.fit(z.reshape(-1, 1))
-    keep = bgm.weights_ > _MIN_WEIGHT
-    if not keep.any():
-        keep = bgm.weights_ == bgm.weights_.max()
-    w = bgm.weights_[keep] / bgm.weights_[keep].sum()
-    mu = bgm.means_[keep, 0] * scale + centre
-    sd = np.sqrt(bgm.covariances_[keep].reshape(-1)) * scale
-    sd = np.maximum(sd, 1e-6 * scale)
-    return w.tolist(), mu.tolist(), sd.tolist()
+    rng = np.random.default_rng(seed)
+    scaled, scales = [], []
+    for x in values:
+        centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
+        z = (x - centre) / scale
+        if len(z) > _MAX_FIT_ROWS:
+            z = rng.choice(z, _MAX_FIT_ROWS, replace=False)
+        scaled.append(z)
+        scales.append((centre, scale))
+    varied = [i for i, x in enumerate(values) if len(np.unique(x)) > 1]
+    fits = dict(zip(varied, fit_mixtures([scaled[i] for i in varied], max_modes, seed)))
+    out = []
+    for i, x in enumerate(values):
+        if i not in fits:
+            out.append(([1.0], [float(x[0])], [1.0]))
+            continue
+        weights, means, variances = fits[i]
+        centre, scale = scales[i]
+        keep = weights > _MIN_WEIGHT
+        if not keep.any():
+            keep = weights == weights.max()
+        w = weights[keep] / weights[keep].sum()
+        mu = means[keep] * scale + centre
+        sd = np.maximum(np.sqrt(variances[keep]) * scale, 1e-6 * scale)
+        out.append((w.tolist(), mu.tolist(), sd.tolist()))
+    return out
 
 
-def _column_spec(name: str, kind: str, values: pd.Series, max_modes: int, seed: int) -> dict[str, Any]:
+def _column_spec(name: str, kind: str, values: pd.Series, modes: Any = None) -> dict[str, Any]:
+    """A column's description; numeric columns need ``modes``, the (weights, means, stds) of their mixture."""
     if kind in DISCRETE_KINDS:
         present = values.dropna()
         cats = sorted({_py(v) for v in present}, key=lambda v: (str(type(v)), v))
@@ -116,10 +122,8 @@ def _column_spec(name: str, kind: str, values: pd.Series, max_modes: int, seed: 
         return {"name": name, "kind": kind, "categories": cats, "dtype": dtype}
     x = _numeric_values(values, kind)
     ok = ~np.isnan(x)
-    if not ok.any():
-        raise UserError(f"column '{name}' has no usable {kind} values")
     xs = x[ok]
-    w, mu, sd = _fit_modes(xs, max_modes, seed)
+    w, mu, sd = modes
     spec = {"name": name, "kind": kind, "weights": w, "means": mu, "stds": sd,
             "min": float(xs.min()), "max": float(xs.max()), "missing": bool((~ok).any()),
             "fill": float(np.median(xs))}
@@ -151,12 +155,16 @@ class TableTransformer:
 
     @classmethod
     def fit(cls, df: pd.DataFrame, types: dict[str, str], max_modes: int = 10, seed: int = 0) -> TableTransformer:
-        from tqdm import tqdm
-
-        specs = []
-        for col in tqdm(list(df.columns), desc="fit modes", unit="col", leave=False, disable=len(df.columns) < 8):
-            specs.append(_column_spec(str(col), types[str(col)], df[col], max_modes, seed))
-        return cls(specs)
+        numeric = {}
+        for col in df.columns:
+            kind = types[str(col)]
+            if kind not in DISCRETE_KINDS:
+                x = _numeric_values(df[col], kind)
+                if np.isnan(x).all():
+                    raise UserError(f"column '{col}' has no usable {kind} values")
+                numeric[str(col)] = x[~np.isnan(x)]
+        modes = dict(zip(numeric, _fit_modes(list(numeric.values()), max_modes, seed)))
+        return cls([_column_spec(str(col), types[str(col)], df[col], modes.get(str(col))) for col in df.columns])
 
     # -- description -----------------------------------------------------------------------------
     @property
