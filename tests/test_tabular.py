@@ -327,3 +327,19 @@ def test_training_learns_modes_rare_categories_conditions_and_missing_values():
     assert rare_x > common_x + 4, (rare_x, common_x)  # the condition carries the rare group's own mode
     assert 0.03 < s["n"].isna().mean() < 0.4  # missing values are generated (real rate 20 %)
     assert fidelity(df, s, gan.types)["overall"] > 0.75
+
+
+def test_lazy_gradient_penalty_every_k_steps_weighted_k_times():
+    from gankit.nets.tabular import PackedCritic
+    from gankit.tasks.tabular import TabularTask
+
+    torch.manual_seed(0)
+    D = PackedCritic(6, (16,), pack=2, dropout=0.0)
+    task = TabularTask(None, D, [(3, 3)], gp=10.0, gp_every=4)
+    batch = {"x": torch.randn(8, 3), "c": torch.randn(8, 3)}
+    fake = {"x": torch.randn(8, 3)}
+    plain, logs_plain = task.d_loss(batch, fake, step=3)
+    lazy, logs_lazy = task.d_loss(batch, fake, step=4)
+    assert torch.equal(plain, logs_plain["loss_d_adv"])  # no penalty off the interval
+    assert lazy.item() == pytest.approx(logs_lazy["loss_d_adv"].item() + 10.0 * 4 * logs_lazy["gp"].item(), rel=1e-5)
+    assert logs_lazy["gp"].item() > 0

@@ -58,6 +58,7 @@ class TabularConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     weight_decay: float = 1e-6
     gp: float = 10.0  # WGAN-GP weight
+    gp_every: int = 1  # lazy gradient penalty: every k steps, weighted k times (1 = every step, as in WGAN-GP)
     n_critic: int = 1  # critic steps per generator step
     max_modes: int = 10  # mixture components per numeric column
     tau: float = 0.2  # Gumbel-softmax temperature
@@ -70,7 +71,7 @@ class TabularConfig:
     verbose: bool = True  # progress bars
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "z_dim", "pack", "max_modes", "n_critic"):
+        for name in ("epochs", "batch_size", "z_dim", "pack", "max_modes", "n_critic", "gp_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"tabular config: {name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.pack:
@@ -143,9 +144,11 @@ class TabularTask:
 
     reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
 
-    def __init__(self, G: TabularGenerator, D: PackedCritic, discrete: list[tuple[int, int]], gp: float):
+    def __init__(self, G: TabularGenerator, D: PackedCritic, discrete: list[tuple[int, int]], gp: float,
+                 gp_every: int = 1):
         """``discrete``: (start, width) of each categorical column's one-hot group, in conditional order."""
-        self.G, self.D, self.gp = G, D, gp
+        self.G, self.D, self.gp, self.gp_every = G, D, gp, gp_every
+        self.last_gp = torch.zeros(())
         # conditional-loss groups: columns of equal width handled together, like the output activations
         self.cond_groups: list[tuple[int, Tensor, Tensor]] = []
         by_width: dict[int, list[int]] = {}
@@ -166,9 +169,12 @@ class TabularTask:
         fk = torch.cat([fake["x"], batch["c"]], dim=1)
         real_out, fake_out = self.D(real), self.D(fk)
         adv = losses.wasserstein_d(real_out, fake_out)
-        gp = losses.gradient_penalty(self.D.body, self.D.packed(real), self.D.packed(fk))
-        loss = adv + self.gp * gp
-        return loss, {"loss_d": loss.detach(), "loss_d_adv": adv.detach(), "gp": gp.detach(),
+        loss = adv
+        if step % self.gp_every == 0:  # lazy, as StyleGAN2 does with R1: half of a critic step's cost is the penalty
+            gp = losses.gradient_penalty(self.D.body, self.D.packed(real), self.D.packed(fk))
+            loss = loss + self.gp * self.gp_every * gp
+            self.last_gp = gp.detach()
+        return loss, {"loss_d": loss.detach(), "loss_d_adv": adv.detach(), "gp": self.last_gp.to(adv.device),
                       "critic_real": real_out.detach().mean(), "critic_fake": fake_out.detach().mean()}
 
     def g_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
@@ -243,7 +249,7 @@ class TabularGAN:
         self._build()
         D = PackedCritic(self.transformer.output_dim + batches.cond_dim, cfg.d_dims, cfg.pack)
         self.G, D = self.G.to(device), D.to(device)
-        task = TabularTask(self.G, D, [(s.start, s.width) for s in discrete], cfg.gp)
+        task = TabularTask(self.G, D, [(s.start, s.width) for s in discrete], cfg.gp, cfg.gp_every)
         steps = cfg.epochs * max(len(data) // cfg.batch_size, 1)
         train = TrainConfig(steps=steps, n_critic=cfg.n_critic, ema=cfg.ema, seed=cfg.seed, device=cfg.device,
                             z_dim=cfg.z_dim, threads=cfg.threads)
