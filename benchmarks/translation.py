@@ -74,6 +74,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--g-width", type=int, default=8)
     p.add_argument("--g-blocks", type=int, default=3)
+    p.add_argument("--g-down", type=int, default=2, help="stride-2 stages in G (the paper's 2; 0 or 1 keep more shape)")
+    p.add_argument("--identity", type=float, default=0.5, help="identity loss weight as a fraction of lambda_cycle")
     p.add_argument("--d-width", type=int, default=16)
     p.add_argument("--d-layers", type=int, default=2, help="2: 34x34 patches (a 70x70 patch exceeds 32 px)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -108,8 +110,9 @@ def main() -> None:
               "digit_acc_real_b": clf_b.accuracy(small(xb_te), yb_te)}
     t_classifiers = time.time() - t_start
 
-    cfg = TranslateConfig(size=args.size, g_width=args.g_width, g_blocks=args.g_blocks, d_width=args.d_width,
-                          d_layers=args.d_layers, batch_size=args.batch_size)
+    cfg = TranslateConfig(size=args.size, g_width=args.g_width, g_blocks=args.g_blocks, g_down=args.g_down,
+                          d_width=args.d_width, d_layers=args.d_layers, batch_size=args.batch_size,
+                          lambda_identity=args.identity)
     cfg.train.steps, cfg.train.seed, cfg.train.device = args.steps, args.seed, "cpu"
     cfg.log.every, cfg.log.checkpoint_every, cfg.log.sample_every = 100, 500, 500
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="translation-")) / "run"
@@ -137,13 +140,14 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "translation_digits_handwritten_vs_typeset",
         "config": {"steps": args.steps, "size": args.size, "g_width": args.g_width, "g_blocks": args.g_blocks,
+                   "g_down": args.g_down, "identity": args.identity,
                    "d_width": args.d_width, "d_layers": args.d_layers, "batch_size": args.batch_size,
                    "seed": args.seed},
         "fonts": len(fonts), "n_train": {"a": len(tr), "b": len(xb_tr)},
         "classifiers_on_real_test_images": sanity,
         "results": results, "targets_met": met,
         "train_seconds": round(train_s, 1), "classifier_seconds": round(t_classifiers, 1),
-        "machine": f"{platform.machine()} CPU, {args.threads} thread(s), shared with other jobs",
+        "machine": f"{platform.machine()} CPU, {args.threads} thread(s)",
         "figure": args.figure,
     }, indent=1))
 

@@ -31,6 +31,15 @@ def test_patchgan_receptive_field_and_grey():
     assert G(torch.zeros(2, 1, 32, 48)).shape == (2, 1, 32, 48)
 
 
+@pytest.mark.parametrize("down", [0, 1, 2])
+def test_generator_downsampling_stages(down):
+    G = ResnetGenerator(1, 1, width=4, n_blocks=1, down=down)
+    assert G.multiple == 2**down
+    strided = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == down
+    assert G(torch.zeros(2, 1, 36, 44)).shape == (2, 1, 36, 44)  # multiples of 4 suit every setting
+
+
 def test_pool_behaviour():
     torch.manual_seed(0)
     assert torch.equal(ImagePool(0).query(x := torch.rand(3, 1, 2, 2)), x)

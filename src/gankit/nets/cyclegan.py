@@ -35,19 +35,24 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3 (the paper's appendix), widths scaled by
-    ``width / 64``. Fully convolutional: any input whose sides are multiples of 4 (and at least 8)."""
+    ``width / 64``. Fully convolutional: any input whose sides are multiples of ``multiple`` (4).
 
-    multiple = 4  # two stride-2 downsamplings
+    ``down`` < 2 removes stride-2 stages (the paper has 2): the residual blocks then work at a finer
+    scale with a smaller receptive field, so the generator can restyle strokes and texture but has less
+    room to redraw the whole shape - a way to keep content when the two domains differ mostly in style."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, width: int = 64, n_blocks: int = 9):
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, width: int = 64, n_blocks: int = 9, down: int = 2):
         super().__init__()
         w = width
+        self.multiple = 2**down
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, w, 7), nn.InstanceNorm2d(w), nn.ReLU(True)]
-        for mult in (1, 2):  # downsampling
+        for i in range(down):  # downsampling
+            mult = 2**i
             layers += [nn.Conv2d(w * mult, w * mult * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(w * mult * 2),
                        nn.ReLU(True)]
-        layers += [ResnetBlock(w * 4) for _ in range(n_blocks)]
-        for mult in (4, 2):  # upsampling
+        layers += [ResnetBlock(w * 2**down) for _ in range(n_blocks)]
+        for i in reversed(range(down)):  # upsampling
+            mult = 2 ** (i + 1)
             layers += [nn.ConvTranspose2d(w * mult, w * mult // 2, 3, stride=2, padding=1, output_padding=1),
                        nn.InstanceNorm2d(w * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, out_ch, 7), nn.Tanh()]

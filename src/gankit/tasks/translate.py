@@ -45,6 +45,7 @@ class TranslateConfig:
     batch_size: int = 1
     g_width: int = 64
     g_blocks: int = 0  # residual blocks; 0 picks the paper's: 9 from 256 px, else 6
+    g_down: int = 2  # stride-2 stages in the generator (the paper's 2); fewer keep more of the input's shape
     d_width: int = 64
     d_layers: int = 3  # 3 gives the 70x70 PatchGAN
     lambda_cycle: float = 10.0
@@ -64,6 +65,8 @@ class TranslateConfig:
     def validate(self) -> TranslateConfig:
         if self.size < MIN_SIZE or self.size % 4:
             raise UserError(f"size must be a multiple of 4 and at least {MIN_SIZE}, got {self.size}")
+        if self.g_down not in (0, 1, 2):
+            raise UserError(f"g_down must be 0, 1 or 2, got {self.g_down}")
         for key in ("batch_size", "g_width", "d_width", "d_layers"):
             if getattr(self, key) <= 0:
                 raise UserError(f"{key} must be positive, got {getattr(self, key)}")
@@ -161,7 +164,7 @@ class CycleGAN:
 
 
 def build_nets(cfg: TranslateConfig, channels: int) -> tuple[nn.ModuleDict, nn.ModuleDict]:
-    G = nn.ModuleDict({k: ResnetGenerator(channels, channels, cfg.g_width, cfg.blocks) for k in ("a2b", "b2a")})
+    G = nn.ModuleDict({k: ResnetGenerator(channels, channels, cfg.g_width, cfg.blocks, cfg.g_down) for k in ("a2b", "b2a")})
     D = nn.ModuleDict({k: PatchDiscriminator(channels, cfg.d_width, cfg.d_layers) for k in "ab"})
     return G, D
 
@@ -328,15 +331,16 @@ class Translator:
 
     @torch.no_grad()
     def translate(self, x: Tensor, direction: str = "a2b", batch_size: int = 16) -> Tensor:
-        """(N, C, H, W) in [-1, 1] -> translated, same size. Sides are reflect-padded to a multiple of 4
-        for the generator and cropped back."""
+        """(N, C, H, W) in [-1, 1] -> translated, same size. Sides are reflect-padded to a multiple of the
+        generator's (4 with the paper's two downsamplings) and cropped back."""
         if direction not in ("a2b", "b2a"):
             raise UserError(f"direction must be a2b or b2a, got '{direction}'")
         x = with_channels(x, self.channels)
         h, w = x.shape[-2:]
         if min(h, w) < 8:
             raise UserError(f"image of {w}x{h} is too small to translate (at least 8x8)")
-        ph, pw = -h % ResnetGenerator.multiple, -w % ResnetGenerator.multiple
+        multiple = self.G[direction].multiple
+        ph, pw = -h % multiple, -w % multiple
         device = next(self.G.parameters()).device
         outs = []
         for i in range(0, len(x), batch_size):
