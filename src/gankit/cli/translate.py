@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "constant then linearly decayed) between the images of --a and --b. The run folder "
                            "receives config.yaml, checkpoints/, metrics.jsonl and samples/ grids of "
                            "input / translation / reconstruction.",
-                           epilog="--set keys: size, channels, batch_size, g_width, g_blocks, d_width, d_layers, "
+                           epilog="--set keys: size, channels, batch_size, g_width, g_blocks, g_down, d_width, d_layers, "
                            "lambda_cycle, lambda_identity, pool_size, decay_start, opt_g.lr, opt_d.lr, "
                            "train.steps, train.seed, train.device, train.ema, log.every, log.checkpoint_every ...")
     f.add_argument("--a", required=True, metavar="DIR_A", help="folder of domain A images (searched recursively)")
