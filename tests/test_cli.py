@@ -13,7 +13,7 @@ from gankit.cli import main
 def run_cli(*args):
     """Run gankit in a subprocess so that tracebacks and exit codes are exactly what a user sees."""
     proc = subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -96,7 +96,7 @@ BAD_TRAIN = [
 def test_train_bad_input_is_one_line_exit_2(tmp_path, args, message):
     _bad_folders(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code, out, err = run_cli("train", "--out", tmp_path / "run", "--quiet", *args)
+    code, _, err = run_cli("train", "--out", tmp_path / "run", "--quiet", *args)
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert message in err

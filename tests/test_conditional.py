@@ -168,7 +168,7 @@ def test_at_init_z_moves_the_output_more_than_the_label(family):
 
 
 class _FakeGenerator:
-    classes = ["a", "b"]
+    classes = ("a", "b")
 
     def __init__(self, sampler):
         self.sampler = sampler

@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from gankit.config import Config, preset  # noqa: E402
-from gankit.tasks.gan import Generator, info, load, train  # noqa: E402
+from gankit.config import Config, preset
+from gankit.tasks.gan import Generator, info, load, train
 
-__all__ = ["Config", "Generator", "info", "load", "preset", "train", "__version__"]
+__all__ = ["Config", "Generator", "__version__", "info", "load", "preset", "train"]

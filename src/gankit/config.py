@@ -164,11 +164,11 @@ class Config:
         os.replace(tmp, path)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         return from_dict(cls, data)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
+    def load(cls, path: str | Path) -> Config:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
@@ -186,7 +186,7 @@ class Config:
             raise UserError(f"{path}: expected a mapping of sections at the top level")
         return from_dict(cls, data, where=str(path))
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Range checks that types alone cannot express."""
         positive = {
             "data.size": self.data.size,

@@ -17,10 +17,11 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -270,7 +271,7 @@ class Hook(Protocol):
     """Watches the run at each logging step. It may add keys to ``record`` (which then goes to
     metrics.jsonl) and act through ``trainer.event``, ``trainer.request_stop`` or ``trainer.rollback``."""
 
-    def on_log(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
 
 
 _SIGNALLED: int | None = None  # SIGINT/SIGTERM caught by any Trainer of this process
@@ -483,7 +484,7 @@ class Trainer:
         cfg, log = self.train_cfg, self.log_cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = self.run_dir / "metrics.jsonl" if self.world.is_main else os.devnull
-        metrics_file = open(metrics_path, "a")
+        metrics_file = open(metrics_path, "a")  # noqa: SIM115 - open for the whole loop, reopened after a rollback
         old_handlers = {}
         if threading_main():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -529,7 +530,7 @@ class Trainer:
                             hook.on_log(self, record)
                     if self.state.step != step:  # rolled back (train.nonfinite or a hook): this record is void
                         metrics_file.close()
-                        metrics_file = open(metrics_path, "a")
+                        metrics_file = open(metrics_path, "a")  # noqa: SIM115 - closed in the loop's finally
                         sums, count, t_last, step_last = {}, 0, time.time(), self.state.step
                         bar.n = self.state.step
                         continue

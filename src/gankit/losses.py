@@ -7,8 +7,8 @@ numerically stable forms (``softplus``) are used. ``d(real, fake)`` is minimised
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

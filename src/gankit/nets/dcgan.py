@@ -13,7 +13,16 @@ from torch import Tensor, nn
 
 from gankit.config import NetConfig
 from gankit.errors import UserError
-from gankit.nets.blocks import MinibatchStd, Projection, activation, dcgan_init, label_embedding, maybe_sn, norm2d, pack
+from gankit.nets.blocks import (
+    MinibatchStd,
+    Projection,
+    activation,
+    dcgan_init,
+    label_embedding,
+    maybe_sn,
+    norm2d,
+    pack,
+)
 
 
 def _levels(side: int) -> int:
