@@ -122,3 +122,15 @@ def test_folder_decoding_threads_keep_order(tmp_path):
     many = load_data(DataConfig(source=str(tmp_path), size=8, workers=4))
     assert torch.equal(one.x, many.x)
     assert one.x[:, 0, 0, 0].argsort().tolist() == list(range(12))  # files in name order
+
+
+def test_pixel_limit_holds_under_threaded_decoding(tmp_path, monkeypatch):
+    import warnings
+
+    for i in range(8):
+        Image.new("L", (40, 40), color=i).save(tmp_path / f"{i}.png")
+    before = list(warnings.filters)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # every 40x40 image is now over the limit
+    with pytest.raises(UserError, match="too large"):
+        load_data(DataConfig(source=str(tmp_path), size=8, workers=4))
+    assert warnings.filters == before  # no thread left a filter behind

@@ -112,3 +112,30 @@ def test_sync_bn_converts_in_place_and_refuses_cpu(monkeypatch):
     assert after.keys() == before.keys()  # checkpoints stay loadable by plain BatchNorm nets
     assert all(after[k] is before[k] or after[k].data_ptr() == before[k].data_ptr() for k in before)
     assert Config.from_dict(cfg.to_dict()).train.sync_bn is False
+
+
+def test_sync_bn_refuses_double_backward_penalties():
+    from gankit.errors import UserError
+    from gankit.tasks.gan import build_nets, check_sync_bn
+
+    cfg = gankit.preset("digits")
+    cfg.d.norm, cfg.loss.r1 = "batch", 1.0
+    G, D = build_nets(cfg, {"shape": [1, 16, 16], "classes": []})
+    with pytest.raises(UserError, match="no double backward"):
+        check_sync_bn(cfg, G, D)
+    cfg.loss.r1 = 0.0
+    check_sync_bn(cfg, G, D)  # BatchNorm without a penalty through it is fine
+
+
+def test_eval_needs_a_sample_per_process(monkeypatch):
+    from gankit.config import apply_overrides
+    from gankit.data import load_data
+    from gankit.errors import UserError
+    from gankit.eval import make_eval_hook
+
+    cfg = apply_overrides(gankit.preset("ring8"), ["eval.every=10", "eval.n=3", "eval.metrics=fid",
+                                                   "eval.features=raw", "eval.best="])
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError, match="smaller than the number of processes"):
+        make_eval_hook(cfg, load_data(cfg.data), torch.device("cpu"))

@@ -343,3 +343,9 @@ def test_lazy_gradient_penalty_every_k_steps_weighted_k_times():
     assert torch.equal(plain, logs_plain["loss_d_adv"])  # no penalty off the interval
     assert lazy.item() == pytest.approx(logs_lazy["loss_d_adv"].item() + 10.0 * 4 * logs_lazy["gp"].item(), rel=1e-5)
     assert logs_lazy["gp"].item() > 0
+
+
+def test_infinite_values_are_refused():
+    df = pd.DataFrame({"x": [1.0, 2.0, np.inf, 4.0], "y": ["a", "b", "a", "b"]})
+    with pytest.raises(UserError, match="infinite"):
+        TableTransformer.fit(df, {"x": "continuous", "y": "categorical"})

@@ -120,7 +120,7 @@ def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
 def shard(n: int) -> slice:
     """This rank's contiguous share of ``n`` items (all of them in one process); ranks in order cover 0..n."""
     w = world()
-    if not w.active:
+    if not w.active or not dist.is_initialized():  # the same test as gather_rows: shares are always gathered
         return slice(0, n)
     bounds = [n * r // w.size for r in range(w.size + 1)]
     return slice(bounds[w.rank], bounds[w.rank + 1])
@@ -155,4 +155,14 @@ def all_ranks(flag: bool) -> bool:
         return flag
     t = torch.tensor([int(flag)], device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def from_rank0(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank: for decisions that end in a collective call (a checkpoint's
+    barrier), where last-bit differences between machines must not split the ranks."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)], device=_comm_device())
+    dist.broadcast(t, src=0)
     return bool(t.item())

@@ -644,6 +644,10 @@ class EvalHook:
         self.names = parse_metrics(cfg.metrics)
         # Refuse now what would fail at the first evaluation: k-NN metrics need k + 1 samples, IS 10 splits.
         need = max([2] + [{"pr": 4, "dc": 6, "is": 10}.get(m, 2) for m in self.names])
+        from gankit import distributed
+
+        if distributed.world().size > self.n:  # every process embeds a share of the samples
+            raise UserError(f"eval.n={self.n} is smaller than the number of processes ({distributed.world().size})")
         if min(self.n, len(data)) < need:
             raise UserError(f"eval.metrics={cfg.metrics} needs at least {need} samples; eval.n is {self.n} and the "
                             f"data set has {len(data)}")
@@ -765,7 +769,9 @@ class EvalHook:
             value = float(values[self.best])
             better = self.best_value is None or (value > self.best_value if self.best in HIGHER_IS_BETTER
                                                  else value < self.best_value)
-            if better:
+            from gankit import distributed
+
+            if distributed.from_rank0(better):  # saving ends in a barrier: every rank must take this branch
                 self.best_value = value
                 trainer.best_steps = {step}
                 trainer.save()

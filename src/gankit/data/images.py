@@ -59,20 +59,22 @@ def read_image(path: Path, channels: int) -> Image.Image:
     on: ``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million pixels).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    if im.mode.startswith("I;16") or arr.max() > 255:
-                        arr = arr / 257
-                    im = Image.fromarray(arr.clip(0, 255).round().astype(np.uint8))
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)
-                return im.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as im:
+            # Checked by hand rather than by turning Pillow's warning into an error: warning filters are
+            # process-wide, and folders are decoded by several threads at once.
+            if Image.MAX_IMAGE_PIXELS and im.size[0] * im.size[1] > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(path)
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                if im.mode.startswith("I;16") or arr.max() > 255:
+                    arr = arr / 257
+                im = Image.fromarray(arr.clip(0, 255).round().astype(np.uint8))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)
+            return im.convert("L" if channels == 1 else "RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"{path}: image too large (over Pillow's decompression-bomb limit of "
                         f"{Image.MAX_IMAGE_PIXELS} pixels)") from None

@@ -160,6 +160,8 @@ class TableTransformer:
             kind = types[str(col)]
             if kind not in DISCRETE_KINDS:
                 x = _numeric_values(df[col], kind)
+                if np.isinf(x).any():
+                    raise UserError(f"column '{col}' has infinite values; replace them (or leave the cells empty)")
                 if np.isnan(x).all():
                     raise UserError(f"column '{col}' has no usable {kind} values")
                 numeric[str(col)] = x[~np.isnan(x)]

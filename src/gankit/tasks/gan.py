@@ -179,6 +179,20 @@ def save_scatter(points: Any, path: Path, reference: Any = None) -> None:
     plt.close(fig)
 
 
+def check_sync_bn(config: Config, G: nn.Module, D: nn.Module) -> None:
+    """SyncBatchNorm has no second derivative in PyTorch, which R1, the gradient penalty and the
+    path-length penalty need through the network they regularise."""
+    def has_bn(net: nn.Module) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+    d_penalty = config.loss.r1 > 0 or config.loss.gp > 0
+    if has_bn(D) and d_penalty:
+        raise UserError("train.sync_bn cannot be combined with R1 or the gradient penalty on a discriminator with "
+                        "BatchNorm (SyncBatchNorm has no double backward); use d.norm=none or turn the penalty off")
+    if has_bn(G) and config.loss.pl > 0:
+        raise UserError("train.sync_bn cannot be combined with the path-length penalty on a generator with BatchNorm")
+
+
 def players_for(G: nn.Module, D: nn.Module, distributed_run: bool, compiled: bool
                 ) -> tuple[nn.Module, nn.Module] | None:
     """The modules each phase trains through: DDP wrappers under torchrun, compiled with
@@ -211,7 +225,8 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         raise UserError("data.conditional needs labelled data")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
-    if config.train.sync_bn:
+    if config.train.sync_bn and world.active:
+        check_sync_bn(config, G, D)
         G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
     if config.train.channels_last and ds.kind == "image":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
