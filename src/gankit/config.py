@@ -32,6 +32,7 @@ class DataConfig:
     batch_size: int = 64
     workers: int = 0  # image folders: decoding threads; 0 = one per CPU core, at most 8
 
+
 @dataclass
 class NetConfig:
     """One network. ``family`` picks the file under ``gankit/nets``; the rest are that family's knobs."""

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gankit import distributed
 from gankit.errors import UserError
 from gankit.metrics import DEFAULT_METRICS, METRICS, compute_metrics
 from gankit.metrics.features import Extractor, extract_features, gankit_home, get_extractor
@@ -644,8 +645,6 @@ class EvalHook:
         self.names = parse_metrics(cfg.metrics)
         # Refuse now what would fail at the first evaluation: k-NN metrics need k + 1 samples, IS 10 splits.
         need = max([2] + [{"pr": 4, "dc": 6, "is": 10}.get(m, 2) for m in self.names])
-        from gankit import distributed
-
         if distributed.world().size > self.n:  # every process embeds a share of the samples
             raise UserError(f"eval.n={self.n} is smaller than the number of processes ({distributed.world().size})")
         if min(self.n, len(data)) < need:
@@ -707,27 +706,23 @@ class EvalHook:
             trainer.best_steps = {int(best["step"])}
 
     @torch.no_grad()
-    def sample(self, G: torch.nn.Module, part: slice) -> Tensor:
+    def sample(self, G: torch.nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
         from gankit.data import to_data_units
 
-        z = self.z[part]
-        y_all = self.y[part] if self.y is not None else None
         outs = [torch.empty(0, *self.real.shape)]
         for i in range(0, len(z), 256):
-            y = y_all[i : i + 256].to(self.device) if y_all is not None else None
-            outs.append(G(z[i : i + 256].to(self.device), y).float().cpu())
+            yb = y[i : i + 256].to(self.device) if y is not None else None
+            outs.append(G(z[i : i + 256].to(self.device), yb).float().cpu())
         return to_data_units(torch.cat(outs), self.meta)
 
     def evaluate(self, G: torch.nn.Module) -> dict[str, float]:
         """Under torchrun each rank generates and embeds its own share of the ``eval.n`` samples; the
         features are gathered, so every rank scores the same whole set (and takes the same decisions)."""
-        from gankit import distributed
-
         part = distributed.shard(self.n)
-        x = self.sample(G, part)
+        y = self.y[part] if self.y is not None else None
+        x = self.sample(G, self.z[part], y)
         if not distributed.all_ranks(bool(torch.isfinite(x).all())):
             return {}
-        y = self.y[part] if self.y is not None else None
         fake = SampleSet("generated", self.real.kind, self.real.shape, len(x), _tensor_reader(x, y),
                          self.real.classes, self.y is not None)
         keep = CAS_SAMPLES if "cas" in self.names else 0
@@ -769,8 +764,6 @@ class EvalHook:
             value = float(values[self.best])
             better = self.best_value is None or (value > self.best_value if self.best in HIGHER_IS_BETTER
                                                  else value < self.best_value)
-            from gankit import distributed
-
             if distributed.from_rank0(better):  # saving ends in a barrier: every rank must take this branch
                 self.best_value = value
                 trainer.best_steps = {step}

@@ -109,8 +109,9 @@ def _fit_modes(values: list[np.ndarray], max_modes: int, seed: int) -> list[tupl
     return out
 
 
-def _column_spec(name: str, kind: str, values: pd.Series, modes: Any = None) -> dict[str, Any]:
-    """A column's description; numeric columns need ``modes``, the (weights, means, stds) of their mixture."""
+def _column_spec(name: str, kind: str, values: pd.Series, numeric: Any = None) -> dict[str, Any]:
+    """A column's description; numeric columns need ``numeric``: (their values as from :func:`_numeric_values`,
+    the (weights, means, stds) of their mixture)."""
     if kind in DISCRETE_KINDS:
         present = values.dropna()
         cats = sorted({_py(v) for v in present}, key=lambda v: (str(type(v)), v))
@@ -120,10 +121,9 @@ def _column_spec(name: str, kind: str, values: pd.Series, modes: Any = None) -> 
             cats.append(None)
         dtype = "bool" if present.dtype == bool else "number" if present.dtype.kind in "iuf" else "str"
         return {"name": name, "kind": kind, "categories": cats, "dtype": dtype}
-    x = _numeric_values(values, kind)
+    x, (w, mu, sd) = numeric
     ok = ~np.isnan(x)
     xs = x[ok]
-    w, mu, sd = modes
     spec = {"name": name, "kind": kind, "weights": w, "means": mu, "stds": sd,
             "min": float(xs.min()), "max": float(xs.max()), "missing": bool((~ok).any()),
             "fill": float(np.median(xs))}
@@ -155,7 +155,7 @@ class TableTransformer:
 
     @classmethod
     def fit(cls, df: pd.DataFrame, types: dict[str, str], max_modes: int = 10, seed: int = 0) -> TableTransformer:
-        numeric = {}
+        values = {}
         for col in df.columns:
             kind = types[str(col)]
             if kind not in DISCRETE_KINDS:
@@ -164,9 +164,10 @@ class TableTransformer:
                     raise UserError(f"column '{col}' has infinite values; replace them (or leave the cells empty)")
                 if np.isnan(x).all():
                     raise UserError(f"column '{col}' has no usable {kind} values")
-                numeric[str(col)] = x[~np.isnan(x)]
-        modes = dict(zip(numeric, _fit_modes(list(numeric.values()), max_modes, seed)))
-        return cls([_column_spec(str(col), types[str(col)], df[col], modes.get(str(col))) for col in df.columns])
+                values[str(col)] = x
+        modes = _fit_modes([x[~np.isnan(x)] for x in values.values()], max_modes, seed)
+        numeric = {col: (x, m) for (col, x), m in zip(values.items(), modes)}
+        return cls([_column_spec(str(col), types[str(col)], df[col], numeric.get(str(col))) for col in df.columns])
 
     # -- description -----------------------------------------------------------------------------
     @property
