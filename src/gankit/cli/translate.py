@@ -20,15 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "loss, cycle lambda 10, identity 0.5 lambda, history pool of 50, Adam 2e-4, lr "
                            "constant then linearly decayed) between the images of --a and --b. The run folder "
                            "receives config.yaml, checkpoints/, metrics.jsonl and samples/ grids of "
-                           "input / translation / reconstruction.",
+                           "input / translation / reconstruction. --semantic adds CyCADA's semantic "
+                           "consistency (Hoffman et al., 2018) for folders with one sub-folder per class.",
                            epilog="--set keys: size, channels, batch_size, g_width, g_blocks, g_down, d_width, d_layers, "
-                           "lambda_cycle, lambda_identity, pool_size, decay_start, opt_g.lr, opt_d.lr, "
+                           "lambda_cycle, lambda_identity, lambda_semantic, semantic_epochs, pool_size, decay_start, opt_g.lr, opt_d.lr, "
                            "train.steps, train.seed, train.device, train.ema, log.every, log.checkpoint_every ...")
     f.add_argument("--a", required=True, metavar="DIR_A", help="folder of domain A images (searched recursively)")
     f.add_argument("--b", required=True, metavar="DIR_B", help="folder of domain B images")
     f.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write")
     f.add_argument("--size", type=int, help="training image side in pixels, a multiple of 4, >= 32 (default 128)")
     f.add_argument("--steps", type=int, help="generator steps (default 20000)")
+    f.add_argument("--semantic", type=float, metavar="WEIGHT",
+                   help="semantic consistency weight (default 0: the paper's CycleGAN). Needs class labels: "
+                   "one sub-folder per class in --a and/or --b (the same names in both). A classifier trained on "
+                   "each labelled domain's images must read every translation as its source's class, which "
+                   "keeps the meaning (e.g. which digit) that the cycle loss alone does not protect")
     f.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override one config value, e.g. --set g_blocks=6 (repeatable)")
     f.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -57,6 +63,8 @@ def run_fit(args: argparse.Namespace) -> int:
     cfg = apply_overrides(TranslateConfig(), args.overrides)
     if args.size is not None:
         cfg.size = args.size
+    if args.semantic is not None:
+        cfg.lambda_semantic = args.semantic
     if args.steps is not None:
         if args.steps < 0:
             raise UserError(f"--steps must be >= 0, got {args.steps}")

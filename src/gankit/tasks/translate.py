@@ -8,6 +8,11 @@ constant for the first half of training and then linearly decayed towards zero.
 ``fit(a, b, out, config)`` trains a run folder; ``load(run_dir)`` gives a :class:`Translator`.
 The engine (:class:`gankit.engine.Trainer`) does the updates, checkpoints and logs: this file only
 says how the four networks and the losses fit together.
+
+Optional, off by default: CyCADA's semantic consistency (Hoffman et al., 2018). The cycle loss alone lets
+a generator change what an image shows as long as it can undo it (Chu et al., 2017, "CycleGAN, a master
+of steganography"); with ``lambda_semantic > 0`` a frozen classifier, trained on a labelled domain's real
+images before the GAN starts, must read each translation as the class of its source image.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class TranslateConfig:
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # identity loss weight as a fraction of lambda_cycle
     pool_size: int = 50  # history of generated images shown to D; 0 disables
+    lambda_semantic: float = 0.0  # CyCADA semantic consistency; needs class labels in A and/or B (0 = the paper)
+    semantic_epochs: int = 8  # training epochs of the frozen classifier(s) the semantic loss uses
     decay_start: float = 0.5  # fraction of train.steps at constant lr before the linear decay to 0
     opt_g: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, beta1=0.5))
     opt_d: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, beta1=0.5))
@@ -72,8 +79,10 @@ class TranslateConfig:
                 raise UserError(f"{key} must be positive, got {getattr(self, key)}")
         if self.channels not in (0, 1, 3):
             raise UserError(f"channels must be 0 (auto), 1 or 3, got {self.channels}")
-        if self.lambda_cycle < 0 or self.lambda_identity < 0 or self.pool_size < 0:
-            raise UserError("lambda_cycle, lambda_identity and pool_size must be >= 0")
+        if self.lambda_cycle < 0 or self.lambda_identity < 0 or self.pool_size < 0 or self.lambda_semantic < 0:
+            raise UserError("lambda_cycle, lambda_identity, lambda_semantic and pool_size must be >= 0")
+        if self.semantic_epochs < 1:
+            raise UserError(f"semantic_epochs must be >= 1, got {self.semantic_epochs}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise UserError(f"decay_start must be in [0, 1], got {self.decay_start}")
         if self.train.lr_decay_start != 1.0:
@@ -122,13 +131,20 @@ class ImagePool:
 
 
 class CycleGAN:
-    """The :class:`gankit.engine.Task`: ``G`` = {a2b, b2a}, ``D`` = {a, b} (D['b'] judges domain B)."""
+    """The :class:`gankit.engine.Task`: ``G`` = {a2b, b2a}, ``D`` = {a, b} (D['b'] judges domain B).
+
+    ``judges``: frozen classifiers of the labelled domains (``{"a": net}``, ``{"a": .., "b": ..}``) for the
+    semantic loss; a batch then carries ``y_a`` / ``y_b`` for the labelled domains."""
 
     reuse_fake = True  # generate() is one forward of G: the engine may share it between the two phases
 
-    def __init__(self, G: nn.ModuleDict, D: nn.ModuleDict, cfg: TranslateConfig):
+    def __init__(self, G: nn.ModuleDict, D: nn.ModuleDict, cfg: TranslateConfig,
+                 judges: dict[str, nn.Module] | None = None):
         self.G, self.D, self.cfg = G, D, cfg
         self.pools = {k: ImagePool(cfg.pool_size, seed=cfg.train.seed + i) for i, k in enumerate("ab")}
+        self.judges = judges or {}
+        if cfg.lambda_semantic > 0 and not self.judges:
+            raise UserError("lambda_semantic > 0 needs a classifier of at least one labelled domain")
 
     def generate(self, batch: Batch) -> dict[str, Tensor]:
         return {"b": self.G["a2b"](batch["a"]), "a": self.G["b2a"](batch["b"])}
@@ -159,8 +175,27 @@ class CycleGAN:
             if cfg.lambda_identity > 0:  # a real image of the target domain should pass unchanged
                 idt = idt + F.l1_loss(self.G[f"{src}2{dom}"](batch[dom]), batch[dom])
         loss = adv + cfg.lambda_cycle * cyc + cfg.lambda_cycle * cfg.lambda_identity * idt
-        return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_cycle": cyc.detach(),
-                      "loss_identity": idt.detach()}
+        logs = {"loss_g_adv": adv.detach(), "loss_cycle": cyc.detach(), "loss_identity": idt.detach()}
+        if cfg.lambda_semantic > 0:
+            sem = self.semantic_loss(batch, fake)
+            loss = loss + cfg.lambda_semantic * sem
+            logs["loss_semantic"] = sem.detach()
+        return loss, {"loss_g": loss.detach(), **logs}
+
+    def semantic_loss(self, batch: Batch, fake: dict[str, Tensor]) -> Tensor:
+        """CyCADA: cross-entropy of a frozen classifier on each translation against its source's class.
+        The classifier is the target domain's when that domain is labelled, else the source's (read
+        across the domain gap, as CyCADA does); the class is the source's label, or, for an unlabelled
+        source, that classifier's reading of the source image (a pseudo-label)."""
+        total = torch.zeros((), device=batch["a"].device)
+        for dom, src in (("b", "a"), ("a", "b")):  # fake[dom] was translated from domain src
+            judge = self.judges.get(dom) or self.judges[src]
+            target = batch.get(f"y_{src}")
+            if target is None:
+                with torch.no_grad():
+                    target = judge(batch[src]).argmax(dim=1)
+            total = total + F.cross_entropy(judge(fake[dom]), target)
+        return total
 
 
 def build_nets(cfg: TranslateConfig, channels: int) -> tuple[nn.ModuleDict, nn.ModuleDict]:
@@ -177,15 +212,22 @@ class PairedBatches:
     """Independent shuffled batches from A and B (unpaired): ``{"a": (N,C,H,W), "b": (N,C,H,W)}``."""
 
     def __init__(self, a: Dataset, b: Dataset, batch_size: int, device: torch.device, seed: int):
-        self.a = Batches(Dataset(x=a.x), batch_size, device, seed)
-        self.b = Batches(Dataset(x=b.x), batch_size, device, seed + 1)
+        """Labels (``Dataset.y``) travel along as ``y_a`` / ``y_b``: only the semantic loss reads them."""
+        self.a = Batches(Dataset(x=a.x, y=a.y), batch_size, device, seed)
+        self.b = Batches(Dataset(x=b.x, y=b.y), batch_size, device, seed + 1)
         self.batch_size = batch_size
 
     def __iter__(self) -> PairedBatches:
         return self
 
     def __next__(self) -> dict[str, Tensor]:
-        return {"a": next(self.a)["x"], "b": next(self.b)["x"]}
+        out = {}
+        for dom, batches in (("a", self.a), ("b", self.b)):
+            batch = next(batches)
+            out[dom] = batch["x"]
+            if "y" in batch:
+                out[f"y_{dom}"] = batch["y"]
+        return out
 
     def state_dict(self) -> dict[str, Tensor]:
         return {**{f"a.{k}": v for k, v in self.a.state_dict().items()},
@@ -214,7 +256,7 @@ def load_domain(source: str | Path | Dataset | Tensor, size: int, name: str) -> 
     if len(ds) == 0:
         raise UserError(f"domain {name.upper()}: no images")
     if ds.x.shape[-2:] != (size, size):
-        ds = Dataset(x=resize_short_side(ds.x, size, crop=True), name=ds.name)
+        ds = Dataset(x=resize_short_side(ds.x, size, crop=True), y=ds.y, classes=ds.classes, name=ds.name)
     return ds
 
 
@@ -288,10 +330,21 @@ def fit(a: str | Path | Dataset | Tensor, b: str | Path | Dataset | Tensor, out:
     xa, xb = with_channels(da.x, channels), with_channels(db.x, channels)
     G, D = build_nets(cfg, channels)
     G, D = G.to(device), D.to(device)
-    task = CycleGAN(G, D, cfg)
-    batches = PairedBatches(Dataset(x=xa), Dataset(x=xb), cfg.batch_size, device, cfg.train.seed)
+    labels: dict[str, Tensor | None] = {"a": None, "b": None}
+    judges: dict[str, nn.Module] = {}
+    if cfg.lambda_semantic > 0:
+        labels = semantic_labels(da, db)
+        classifiers = semantic_judges(cfg, {"a": xa, "b": xb}, labels, out, resume)
+        judges = {k: c.net.to(device).eval().requires_grad_(False) for k, c in classifiers.items()}
+        accuracy = {k: round(float(c.spec.train_accuracy), 4) for k, c in classifiers.items()}
+    task = CycleGAN(G, D, cfg, judges)
+    batches = PairedBatches(Dataset(x=xa, y=labels["a"]), Dataset(x=xb, y=labels["b"]), cfg.batch_size, device,
+                            cfg.train.seed)
     n_show = min(cfg.log.n_samples, len(xa), len(xb))
     data = {"channels": channels, "size": cfg.size, "n_a": len(xa), "n_b": len(xb), "a": da.name, "b": db.name}
+    if judges:
+        data["semantic"] = {"labelled": sorted(judges), "classes": da.classes or db.classes,
+                            "judge_train_accuracy": accuracy}
     meta = {"kind": KIND, "config": cfg.to_dict(), "data": data}
     trainer = Trainer(task, batches, out, cfg.train, cfg.opt_g, cfg.opt_d, cfg.log, meta, d_output="least_squares",
                       snapshot=_snapshot(xa[:n_show].to(device), xb[:n_show].to(device)))
@@ -304,6 +357,43 @@ def fit(a: str | Path | Dataset | Tensor, b: str | Path | Dataset | Tensor, out:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     ckpt.atomic_write_json(out / "data.json", data)
     return trainer.fit(cfg.train.steps)
+
+
+def semantic_labels(da: Dataset, db: Dataset) -> dict[str, Tensor | None]:
+    """The class labels of each domain (None where it has none), checked to mean the same classes."""
+    if da.y is None and db.y is None:
+        raise UserError("lambda_semantic needs class labels: put the images of domain A and/or B into one "
+                        "sub-folder per class (e.g. A/0/, A/1/, ..., with the same names in B)")
+    if da.y is not None and db.y is not None and da.classes and db.classes and da.classes != db.classes:
+        raise UserError(f"domains A and B have different classes ({', '.join(da.classes)} vs "
+                        f"{', '.join(db.classes)}); the semantic loss needs the same class sub-folders in both")
+    return {"a": da.y, "b": db.y}
+
+
+def semantic_judges(cfg: TranslateConfig, x: dict[str, Tensor], labels: dict[str, Tensor | None], out: Path,
+                    resume: bool) -> dict[str, Any]:
+    """A frozen classifier per labelled domain, trained on its real images (``out/judges/DOM.safetensors``,
+    reused on resume so the continued run sees the same classifier)."""
+    from gankit.classifier import Classifier, train_classifier
+
+    n_classes = max(int(y.max()) + 1 for y in labels.values() if y is not None)
+    judges = {}
+    for dom, y in labels.items():
+        if y is None:
+            continue
+        path = out / "judges" / f"{dom}.safetensors"
+        if resume and path.is_file():
+            clf = Classifier.load(path)
+        else:
+            with torch.random.fork_rng(devices=[]):  # the GAN's own random stream stays as without judges
+                clf = train_classifier(x[dom], y, epochs=cfg.semantic_epochs, seed=cfg.train.seed,
+                                       classes=[str(i) for i in range(n_classes)])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            clf.save(tmp)
+            tmp.replace(path)
+        judges[dom] = clf
+    return judges
 
 
 def load_config(run_dir: Path) -> TranslateConfig:
