@@ -349,3 +349,52 @@ def test_infinite_values_are_refused():
     df = pd.DataFrame({"x": [1.0, 2.0, np.inf, 4.0], "y": ["a", "b", "a", "b"]})
     with pytest.raises(UserError, match="infinite"):
         TableTransformer.fit(df, {"x": "continuous", "y": "categorical"})
+
+
+def test_conditional_loss_is_ctgans_masked_sum():
+    from gankit.tasks.tabular import TabularTask
+
+    torch.manual_seed(0)
+    discrete = [(1, 3), (4, 2), (7, 3), (10, 4)]  # (start, width) of four one-hot groups in a 14-wide output
+    task = TabularTask(None, None, discrete, gp=10.0)
+    raw = torch.randn(64, 14, requires_grad=True)
+    col = torch.randint(len(discrete), (64,))
+    cat = torch.tensor([int(torch.randint(discrete[j][1], ())) for j in col])
+    loss = task.cond_loss(raw, col, cat)
+    # the reference: every column's cross-entropy, masked to the chosen column, summed, over the batch
+    ref = 0
+    for j, (s, w) in enumerate(discrete):
+        ce = torch.nn.functional.cross_entropy(raw[:, s : s + w], torch.where(col == j, cat, 0), reduction="none")
+        ref = ref + (ce * (col == j)).sum()
+    ref = ref / 64
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    g1, = torch.autograd.grad(loss, raw)
+    g2, = torch.autograd.grad(ref, raw)
+    assert torch.allclose(g1, g2, atol=1e-7) and torch.isfinite(g1).all()
+    assert g1[:, [0, 6]].abs().sum() == 0  # positions of no discrete column get no gradient
+
+
+def test_gumbel_softmax_groups_and_uniform_dropout():
+    from gankit.nets.tabular import SpanLayout, UniformDropout
+
+    spans = [(0, 1, "tanh"), (1, 3, "softmax"), (4, 2, "softmax"), (6, 1, "tanh"), (7, 3, "softmax")]
+    layout = SpanLayout(spans, 10)
+    torch.manual_seed(0)
+    raw = torch.randn(4000, 10) * 2
+    soft = layout.activate(raw, tau=0.2, hard=False)
+    hard = layout.activate(raw, tau=0.2, hard=True)
+    for s, w, act in spans:
+        if act == "tanh":
+            assert torch.equal(soft[:, s], torch.tanh(raw[:, s]))
+            continue
+        assert torch.allclose(soft[:, s : s + w].sum(1), torch.ones(4000), atol=1e-5)
+        assert torch.equal(hard[:, s : s + w].sum(1), torch.ones(4000)) and set(hard[:, s:s + w].unique().tolist()) <= {0, 1}
+    # the hard samples follow softmax(raw): a Gumbel-max sample per group
+    freq = hard[:, 1:4].mean(0)
+    expect = torch.softmax(raw[:, 1:4], dim=1).mean(0)
+    assert torch.allclose(freq, expect, atol=0.03), (freq, expect)
+    drop = UniformDropout(0.5)
+    x = torch.ones(200, 200)
+    y = drop(x)
+    assert set(y.unique().tolist()) <= {0.0, 2.0} and abs(float((y == 0).float().mean()) - 0.5) < 0.02
+    assert torch.equal(drop.eval()(x), x)

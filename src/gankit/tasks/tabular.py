@@ -149,14 +149,13 @@ class TabularTask:
         """``discrete``: (start, width) of each categorical column's one-hot group, in conditional order."""
         self.G, self.D, self.gp, self.gp_every = G, D, gp, gp_every
         self.last_gp = torch.zeros(())
-        # conditional-loss groups: columns of equal width handled together, like the output activations
-        self.cond_groups: list[tuple[int, Tensor, Tensor]] = []
-        by_width: dict[int, list[int]] = {}
-        for j, (_start, w) in enumerate(discrete):
-            by_width.setdefault(w, []).append(j)
-        for w, cols in sorted(by_width.items()):
-            idx = torch.tensor([[discrete[j][0] + k for k in range(w)] for j in cols], dtype=torch.long)
-            self.cond_groups.append((w, idx, torch.tensor(cols, dtype=torch.long)))
+        # Row j: the positions of discrete column j's logits in the generator's raw output, padded to the
+        # widest column with -1, which stands for a padding logit (-inf) that the loss appends: one gather
+        # then gives each row the logits of the column its conditional vector chose.
+        widest = max((w for _, w in discrete), default=0)
+        self.cond_index = torch.tensor([[start + k if k < w else -1 for k in range(widest)] for start, w in discrete],
+                                       dtype=torch.long).view(len(discrete), widest)
+        self._cond_cache: tuple[Any, Tensor] | None = None  # (device, output width) -> the index, resolved
 
     def generate(self, batch: Batch) -> dict[str, Tensor]:
         c = batch["c"]
@@ -184,16 +183,17 @@ class TabularTask:
         return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_cond": cond.detach()}
 
     def cond_loss(self, raw: Tensor, col: Tensor, cat: Tensor) -> Tensor:
-        """Cross-entropy of the generated logits of each row's chosen column against its chosen category."""
-        total = raw.new_zeros(())
-        for w, idx, cols in self.cond_groups:
-            idx, cols = idx.to(raw.device), cols.to(raw.device)
-            logits = raw[:, idx.flatten()].view(raw.shape[0], len(cols), w)
-            chosen = col[:, None] == cols[None, :]  # (B, k)
-            target = torch.where(chosen, cat[:, None], torch.zeros_like(cat)[:, None])
-            ce = F.cross_entropy(logits.reshape(-1, w), target.reshape(-1), reduction="none")
-            total = total + (ce.view_as(chosen) * chosen).sum()
-        return total / raw.shape[0]
+        """Cross-entropy of the generated logits of each row's chosen column against its chosen category
+        (CTGAN's masked sum over all discrete columns, of which exactly one is chosen per row)."""
+        if self.cond_index.numel() == 0:
+            return raw.new_zeros(())
+        key = (raw.device, raw.shape[1])
+        if self._cond_cache is None or self._cond_cache[0] != key:
+            index = self.cond_index.to(raw.device)
+            self._cond_cache = (key, torch.where(index < 0, raw.shape[1], index))
+        padded = F.pad(raw, (0, 1), value=float("-inf"))  # the padding logit: probability 0, gradient 0
+        logits = padded.gather(1, self._cond_cache[1][col])
+        return F.cross_entropy(logits, cat, reduction="sum") / raw.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------
