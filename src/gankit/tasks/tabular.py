@@ -166,7 +166,10 @@ class TabularTask:
     def d_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
         real = torch.cat([batch["x"], batch["c"]], dim=1)
         fk = torch.cat([fake["x"], batch["c"]], dim=1)
-        real_out, fake_out = self.D(real), self.D(fk)
+        # One critic pass over real and fake packs together: the same per-row dropout and result as two
+        # passes, but one matrix product of twice the height runs much faster on a CPU than two.
+        both = self.D(torch.cat([real, fk]))
+        real_out, fake_out = both[: real.shape[0] // self.D.pack], both[real.shape[0] // self.D.pack :]
         adv = losses.wasserstein_d(real_out, fake_out)
         loss = adv
         if step % self.gp_every == 0:  # lazy, as StyleGAN2 does with R1: half of a critic step's cost is the penalty
