@@ -254,3 +254,10 @@ def test_semantic_fit_with_class_folders(tmp_path, capsys):
     _write(tmp_path / "c" / "dog", 3, "L", seed=5)
     assert "different classes" in _error(capsys, "translate", "fit", "--a", tmp_path / "a", "--b", tmp_path / "c",
                                          "--out", tmp_path / "r", "--semantic", "1")
+
+
+def test_info_reads_a_translate_run(run, capsys):
+    assert main(["info", str(run / "run"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "translate" and data["checkpoints"][-1] == 4 and data["steps"] == 4
+    assert data["config"]["size"] == 32 and "loss_cycle" in data["last"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -420,17 +421,32 @@ def info(run_dir: str | Path) -> dict[str, Any]:
     if not entries:
         raise UserError(f"{run_dir}: not a run folder (no checkpoints/manifest.json)")
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
-    config = Config.load(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
-    out: dict[str, Any] = {"run_dir": str(run_dir), "checkpoints": [e["step"] for e in entries]}
-    if config:
+    try:  # the kind of run (gan, translate, upscale, sequence, tabular) is in every checkpoint's metadata
+        meta = json.loads((run_dir / "checkpoints" / entries[-1]["meta"]).read_text())
+        kind = str(meta.get("kind", "gan")) if isinstance(meta, dict) else "gan"
+    except (OSError, ValueError, KeyError, TypeError):
+        kind = "gan"
+    out: dict[str, Any] = {"run_dir": str(run_dir), "kind": kind, "checkpoints": [e["step"] for e in entries]}
+    if kind == "gan" and (run_dir / "config.yaml").exists():
+        config = Config.load(run_dir / "config.yaml")
         out.update({"data": config.data.source, "g": config.g.family, "d": config.d.family,
                     "loss": config.loss.name, "steps": config.train.steps})
+    elif (run_dir / "config.yaml").exists():  # other recipes: their own config, shown flat (scalars only)
+        try:
+            raw = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except yaml.YAMLError:
+            raw = {}
+        if isinstance(raw, dict):
+            out["config"] = {k: v for k, v in raw.items() if isinstance(v, (int, float, str, bool))}
+            train = raw.get("train")
+            if isinstance(train, dict) and "steps" in train:
+                out["steps"] = train["steps"]
     if summary:
         out.update({"trained_steps": summary.get("step"), "train_seconds": summary.get("train_seconds"),
                     "finished": summary.get("finished")})
         last = summary.get("last") or {}
         out["last"] = {k: round(v, 4) for k, v in last.items()
-                       if k in ("loss_d", "loss_g", "d_real", "d_fake", "samples_per_s")}
+                       if k in ("loss_d", "loss_g", "d_real", "d_fake", "loss_cycle", "loss_semantic", "samples_per_s")}
     samples = sorted((run_dir / "samples").glob("*.png")) if (run_dir / "samples").is_dir() else []
     if samples:
         out["latest_grid"] = str(samples[-1])
