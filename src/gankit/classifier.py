@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.nn import functional as F
 
@@ -143,11 +144,13 @@ class Classifier:
         return float((self.predict(x) == np.asarray(y)).mean())
 
     def save(self, path: str | Path) -> None:
-        """Write weights and JSON spec to one .safetensors file."""
+        """Write weights and JSON spec to one .safetensors file, atomically (a crash leaves the old file)."""
+        from gankit.checkpoint import atomic_write_bytes
+
         tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
         tensors["input.mean"], tensors["input.std"] = self.mean.contiguous(), self.std.contiguous()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={"gankit.classifier": json.dumps(asdict(self.spec))})
+        data = safetensors_bytes(tensors, metadata={"gankit.classifier": json.dumps(asdict(self.spec))})
+        atomic_write_bytes(Path(path), data)
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:

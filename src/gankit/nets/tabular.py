@@ -47,6 +47,7 @@ class SpanLayout(nn.Module):
         if sorted(order) != list(range(dim)):
             raise ValueError("spans must tile the encoded vector exactly")
         self.register_buffer("inverse", torch.argsort(torch.tensor(order)), persistent=False)
+        self.n_soft = dim - len(tanh)  # positions that get Gumbel noise
 
     def groups(self) -> list[tuple[int, Tensor]]:
         return [(w, getattr(self, f"soft_{w}")) for w in self.widths]
@@ -55,13 +56,11 @@ class SpanLayout(nn.Module):
         """tanh on scalars, Gumbel-softmax (Jang et al., 2017) on one-hot groups; ``hard`` gives exact
         one-hots (a sample from each group's softmax, gradients straight through) for generation."""
         parts = [torch.tanh(raw[:, self.tanh_idx])]
-        groups = self.groups()
-        n_soft = sum(idx.numel() for _, idx in groups)
         # One uniform draw for every group's Gumbel noise, -log(-log u): on CPU PyTorch's exponential
         # sampler (what F.gumbel_softmax uses) costs about three times as much, once per group.
-        u = torch.rand(raw.shape[0], n_soft, device=raw.device, dtype=raw.dtype).clamp_(min=torch.finfo(raw.dtype).tiny)
-        gumbel, at = -torch.log(-torch.log(u)), 0
-        for w, idx in groups:
+        u = torch.rand(raw.shape[0], self.n_soft, device=raw.device, dtype=raw.dtype)
+        gumbel, at = -torch.log(-torch.log(u.clamp_(min=torch.finfo(raw.dtype).tiny))), 0
+        for w, idx in self.groups():
             k = idx.shape[0]
             logits = raw[:, idx.flatten()] + gumbel[:, at : at + k * w]
             at += k * w

@@ -189,7 +189,7 @@ class CycleGAN:
         source, that classifier's reading of the source image (a pseudo-label)."""
         total = torch.zeros((), device=batch["a"].device)
         for dom, src in (("b", "a"), ("a", "b")):  # fake[dom] was translated from domain src
-            judge = self.judges.get(dom) or self.judges[src]
+            judge = self.judges[dom] if dom in self.judges else self.judges[src]
             target = batch.get(f"y_{src}")
             if target is None:
                 with torch.no_grad():
@@ -388,10 +388,7 @@ def semantic_judges(cfg: TranslateConfig, x: dict[str, Tensor], labels: dict[str
             with torch.random.fork_rng(devices=[]):  # the GAN's own random stream stays as without judges
                 clf = train_classifier(x[dom], y, epochs=cfg.semantic_epochs, seed=cfg.train.seed,
                                        classes=[str(i) for i in range(n_classes)])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            clf.save(tmp)
-            tmp.replace(path)
+            clf.save(path)
         judges[dom] = clf
     return judges
 
