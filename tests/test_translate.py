@@ -254,6 +254,8 @@ def test_semantic_fit_with_class_folders(tmp_path, capsys):
     _write(tmp_path / "c" / "dog", 3, "L", seed=5)
     assert "different classes" in _error(capsys, "translate", "fit", "--a", tmp_path / "a", "--b", tmp_path / "c",
                                          "--out", tmp_path / "r", "--semantic", "1")
+    assert "lambda_semantic" in _error(capsys, "translate", "fit", "--a", tmp_path / "a", "--b", tmp_path / "b",
+                                       "--out", tmp_path / "r", "--semantic", "-1")
 
 
 def test_info_reads_a_translate_run(run, capsys):
