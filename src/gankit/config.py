@@ -110,6 +110,11 @@ class LogConfig:
     tensorboard: bool = False
     progress: bool = True  # progress bar on stderr
 
+    def validate(self) -> None:
+        for key in ("every", "sample_every", "checkpoint_every", "keep_last"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"log.{key} must be positive, got {getattr(self, key)}")
+
 
 @dataclass
 class HealthConfig:
@@ -198,15 +203,12 @@ class Config:
             "train.accumulate": self.train.accumulate,
             "train.z_dim": self.train.z_dim,
             "loss.r1_every": self.loss.r1_every,
-            "log.every": self.log.every,
-            "log.sample_every": self.log.sample_every,
-            "log.checkpoint_every": self.log.checkpoint_every,
-            "log.keep_last": self.log.keep_last,
             "d.pack": self.d.pack,
         }
         for key, value in positive.items():
             if value <= 0:
                 raise UserError(f"{key} must be positive, got {value}")
+        self.log.validate()
         if self.train.steps < 0:
             raise UserError(f"train.steps must be >= 0, got {self.train.steps}")
         if not 0.0 <= self.train.ema < 1.0:

@@ -351,7 +351,7 @@ def fit(a: str | Path | Dataset | Tensor, b: str | Path | Dataset | Tensor, out:
     trainer.lr_schedule = linear_decay(cfg.train.steps, cfg.decay_start)
     out.mkdir(parents=True, exist_ok=True)
     if resume:
-        trainer.resume()  # the history pools start empty again: they are not part of the checkpoint
+        trainer.resume()
     else:
         (out / "metrics.jsonl").unlink(missing_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

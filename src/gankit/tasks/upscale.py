@@ -78,6 +78,7 @@ class UpscaleConfig:
             raise UserError(f"pretrain_steps must be in [0, train.steps={self.train.steps}], got {self.pretrain_steps}")
         if self.content not in ("pixel", "vgg54"):
             raise UserError(f"content must be pixel or vgg54, got '{self.content}'")
+        self.log.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
