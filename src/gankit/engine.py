@@ -44,6 +44,8 @@ class Task(Protocol):
 
     # reuse_fake = True (optional attribute): generate() is a plain forward of G, so with n_critic=1
     # the engine may run it once per step, with gradients, and give D the detached result.
+    # state_dict() / load_state_dict() (optional): tensors beyond G and D that a resumed run needs
+    # (CycleGAN's history pools); saved in every checkpoint under "task.".
 
     def generate(self, batch: Batch) -> Any:
         """Fake samples for this batch of real data (noise for a plain GAN, a source image for translation)."""
@@ -326,6 +328,8 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
         if hasattr(self.batches, "state_dict"):
             tensors.update({f"batches.{k}": v for k, v in self.batches.state_dict().items()})
+        if hasattr(self.task, "state_dict"):  # e.g. CycleGAN's history pools
+            tensors.update({f"task.{k}": v for k, v in self.task.state_dict().items()})
         return tensors, info
 
     def save(self) -> None:
@@ -358,6 +362,8 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         if hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("batches.")})
+        if hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("task.")})
         self.state.step = int(meta["step"])
         self.state.history_s = float(meta.get("train_seconds", 0.0))
         self._trim_logs()

@@ -89,6 +89,7 @@ class TranslateConfig:
             raise UserError("translate decays the lr by its own decay_start; leave train.lr_decay_start at 1")
         if self.train.steps < 0:
             raise UserError(f"train.steps must be >= 0, got {self.train.steps}")
+        self.log.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +130,17 @@ class ImagePool:
                 out.append(img)
         return torch.stack(out)
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The stored images and the swap generator: a resumed run sees the pool it left."""
+        images = torch.stack(self.images) if self.images else torch.empty(0)
+        return {"images": images.cpu(), "rng": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if "images" not in state:  # a checkpoint from before pools were saved: start empty
+            return
+        self.images = list(state["images"].unbind(0)) if state["images"].numel() else []
+        self.gen.set_state(state["rng"])
+
 
 class CycleGAN:
     """The :class:`gankit.engine.Task`: ``G`` = {a2b, b2a}, ``D`` = {a, b} (D['b'] judges domain B).
@@ -148,6 +160,14 @@ class CycleGAN:
 
     def generate(self, batch: Batch) -> dict[str, Tensor]:
         return {"b": self.G["a2b"](batch["a"]), "a": self.G["b2a"](batch["b"])}
+
+    def state_dict(self) -> dict[str, Tensor]:  # saved in each checkpoint by the engine
+        return {f"pool_{dom}.{k}": v for dom, pool in self.pools.items() for k, v in pool.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for dom, pool in self.pools.items():
+            prefix = f"pool_{dom}."
+            pool.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     def d_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
         logs: Logs = {}
