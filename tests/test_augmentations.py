@@ -118,3 +118,33 @@ def test_augment_config_errors():
     assert build_augment("none") is None
     with pytest.raises(UserError, match="ada_target"):
         build_augment("ada", target=1.5)
+
+
+def _ada_rank(rank: int, init: str, logits: torch.Tensor, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        ada = AdaptiveAugment(target=0.6, kimg=0.1, interval=2)
+        for step_logits in logits:
+            ada.observe(step_logits.chunk(2)[rank])  # each rank sees its half of the global batch
+        torch.save(ada.p.clone(), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ada_p_follows_the_global_batch_under_ddp(tmp_path):
+    """Two processes, each with half of every batch, move p exactly as one process with the whole batch;
+    here rank 0's half alone would push p the other way."""
+    import torch.multiprocessing as mp
+
+    steps = 8
+    # rank 0's half: r_t = 0.5 < target; rank 1's half: all positive; global r_t = 0.75 > target = 0.6
+    logits = torch.cat([torch.cat([torch.full((12,), 1.0), torch.full((4,), -1.0)]).expand(steps, 16),
+                        torch.ones(steps, 16)], dim=1)
+    mp.spawn(_ada_rank, args=(f"file://{tmp_path / 'store'}", logits, str(tmp_path / "p")), nprocs=2)
+    p0, p1 = (torch.load(tmp_path / f"p.{r}", weights_only=True) for r in (0, 1))
+    alone = AdaptiveAugment(target=0.6, kimg=0.1, interval=2)
+    for step_logits in logits:
+        alone.observe(step_logits)
+    assert p0 == p1 == alone.p > 0

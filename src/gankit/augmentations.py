@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from gankit.distributed import sum_over_ranks
 from gankit.errors import UserError
 
 AUGMENTS = ("none", "diffaugment", "ada")
@@ -98,8 +99,12 @@ class AdaptiveAugment(nn.Module):
     @torch.no_grad()
     def observe(self, real_logits: Tensor) -> None:
         """Accumulate sign(D(real)) and adjust ``p`` every ``interval`` calls (no host synchronisation)."""
-        self.sign_sum += torch.sign(real_logits.detach().float()).sum()
-        self.count += real_logits.numel()
+        logits = real_logits.detach().float()
+        # r_t over the global batch (as StyleGAN2-ADA): every rank then moves p alike, and p does not
+        # follow only the rank whose buffers DDP broadcasts
+        stats = sum_over_ranks(torch.stack([torch.sign(logits).sum(), logits.new_full((), float(logits.numel()))]))
+        self.sign_sum += stats[0]
+        self.count += stats[1]
         self.calls += 1
         due = self.calls % self.interval == 0
         rt = self.sign_sum / self.count.clamp_min(1.0)

@@ -117,6 +117,13 @@ def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return dict(zip(keys, flat))
 
 
+def sum_over_ranks(t: Tensor) -> Tensor:
+    """``t`` summed over the ranks, in place (one all-reduce); unchanged in one process."""
+    if dist.is_initialized():
+        dist.all_reduce(t)
+    return t
+
+
 def shard(n: int) -> slice:
     """This rank's contiguous share of ``n`` items (all of them in one process); ranks in order cover 0..n."""
     w = world()
