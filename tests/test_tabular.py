@@ -398,3 +398,17 @@ def test_gumbel_softmax_groups_and_uniform_dropout():
     y = drop(x)
     assert set(y.unique().tolist()) <= {0.0, 2.0} and abs(float((y == 0).float().mean()) - 0.5) < 0.02
     assert torch.equal(drop.eval()(x), x)
+
+
+@pytest.mark.parametrize("reuse, passes", [(False, 2), (True, 1)])
+def test_generator_passes_per_step(monkeypatch, reuse, passes):
+    """By default each step draws fresh fakes for the generator step, as CTGAN (reuse_fake=True shares the
+    critic step's, one generator pass a step)."""
+    from gankit.tasks.tabular import TabularTask
+
+    calls = []
+    original = TabularTask.generate
+    monkeypatch.setattr(TabularTask, "generate", lambda self, batch: calls.append(1) or original(self, batch))
+    gan = TabularGAN(**{**SMALL, "epochs": 3}, reuse_fake=reuse).fit(mixed_table())
+    steps = gan.fit_info["steps"]
+    assert steps == 6 and len(calls) == steps * passes  # 120 rows in batches of 50: 2 steps an epoch
