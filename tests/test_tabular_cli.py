@@ -79,7 +79,19 @@ def test_fit_refuses_existing_run_and_bad_options(run_dir, tmp_path, capsys):
            capsys, "no column 'nope'")
     _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--batch-size", "33"],
            capsys, "multiple of pack")
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--set", "reuse_fakes=1"],
+           capsys, "did you mean 'reuse_fake'")
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--set", "ema=2"],
+           capsys, "ema must be in [0, 1)")
     assert not (tmp_path / "r").exists()
+
+
+def test_fit_set_reaches_the_model(run_dir, tmp_path):
+    assert main(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--epochs", "1",
+                 "--batch-size", "30", "--threads", "1", "--set", "reuse_fake=true", "--set", "g_dims=[16, 8]",
+                 "--set", "gp_every=2"]) == 0
+    config = json.loads((tmp_path / "r" / "model.json").read_text())["config"]
+    assert config["reuse_fake"] is True and config["g_dims"] == [16, 8] and config["gp_every"] == 2
 
 
 def test_sample_and_report_bad_input(run_dir, capsys):

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's choice)")
     f.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    f.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one model setting, e.g. --set gp_every=4 (repeatable). Keys: z_dim, g_dims, "
+                   "d_dims, pack, lr_g, lr_d, betas, weight_decay, gp, gp_every, n_critic, max_modes, tau, "
+                   "log_frequency, ema, reuse_fake (true: one generator pass a step, faster, less useful rows "
+                   "on some tables)")
     f.set_defaults(func=fit)
 
     s = verbs.add_parser("sample", help="draw synthetic rows", description="Write N synthetic rows to a CSV. "
@@ -87,16 +92,21 @@ def _out_file(path: str, suffixes: tuple[str, ...]) -> Path:
 
 
 def fit(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gankit.config import apply_overrides
     from gankit.data.tables import read_csv
     from gankit.errors import UserError
-    from gankit.tasks.tabular import TabularGAN
+    from gankit.tasks.tabular import TabularConfig, TabularGAN
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty; choose another --out")
+    config = TabularConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+                           device=args.device, constraints=args.constraint)
+    config = apply_overrides(config, args.overrides)
     df = read_csv(args.data)
-    gan = TabularGAN(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
-                     device=args.device, constraints=args.constraint)
+    gan = TabularGAN(**dataclasses.asdict(config))
     discrete = [c.strip() for c in args.discrete.split(",") if c.strip()]
     out.parent.mkdir(parents=True, exist_ok=True)
     # Everything is written to a hidden sibling folder first and renamed at the end, so a failed or
