@@ -290,3 +290,73 @@ def test_resume_is_exact_with_a_full_pool(run, tmp_path):
     through, split = load(tmp_path / "through"), load(tmp_path / "split")
     for (name, p), q in zip(through.G.named_parameters(), split.G.parameters()):
         assert torch.equal(p, q), name
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation: gankit.metrics.translation and `gankit translate eval`
+
+
+def _bars(n, seed, negate=False):
+    """Class 0: a horizontal bar, class 1: a vertical bar, at random positions, on a 16 px canvas; domain B
+    is the negative (dark bars on white)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((n, 1, 16, 16), -1.0)
+    y = torch.arange(n) % 2
+    for i in range(n):
+        p = int(torch.randint(2, 12, (), generator=g))
+        if y[i] == 0:
+            x[i, 0, p : p + 3, 2:14] = 1.0
+        else:
+            x[i, 0, 2:14, p : p + 3] = 1.0
+    x = x + 0.1 * torch.randn(x.shape, generator=g)
+    return (-x if negate else x).clamp(-1, 1), y
+
+
+class _Map(torch.nn.Module):
+    multiple = 1
+
+    def __init__(self, sign):
+        super().__init__()
+        self.sign = torch.nn.Parameter(torch.tensor(sign), requires_grad=False)  # the Translator finds its device
+
+    def forward(self, x):
+        return self.sign * x
+
+
+def _translator(sign):
+    from gankit.tasks.translate import Translator
+
+    G = torch.nn.ModuleDict({"a2b": _Map(sign), "b2a": _Map(sign)})
+    return Translator(G, TranslateConfig(size=16), {"channels": 1}, 0)
+
+
+def test_translation_scores_known_answers():
+    from gankit.data import Dataset
+    from gankit.metrics.translation import translation_scores
+
+    (xa, ya), (xb, yb) = _bars(60, 0), _bars(60, 1, negate=True)
+    a, b = Dataset(x=xa, y=ya, classes=["h", "v"]), Dataset(x=xb, y=yb, classes=["h", "v"])
+    perfect = translation_scores(_translator(-1.0), a, b, epochs=4)  # A -> B is exactly negation here
+    assert perfect["judges"]["domain_accuracy_real"] == 1.0
+    assert perfect["judges"]["label_accuracy_real_a"] >= 0.9 and perfect["judges"]["label_accuracy_real_b"] >= 0.9
+    for d in ("a2b", "b2a"):
+        assert perfect[d]["judged_target"] >= 0.95 and perfect[d]["label_kept"] >= 0.9
+        assert perfect[d]["cycle_l1"] == 0.0 and perfect[d]["n"] == 30
+    idle = translation_scores(_translator(1.0), a, b, epochs=4)  # returns its input: still the source domain
+    assert idle["a2b"]["judged_target"] <= 0.05 and idle["b2a"]["judged_target"] <= 0.05
+    unlabelled = translation_scores(_translator(-1.0), Dataset(x=xa), b, epochs=1)
+    assert unlabelled["a2b"]["label_kept"] is None and "label_accuracy_real_a" not in unlabelled["judges"]
+
+
+def test_translate_eval_cli(run, tmp_path, capsys):
+    a, b = _write(tmp_path / "a", 8, "L", seed=3), _write(tmp_path / "b", 8, "RGB", seed=4)
+    capsys.readouterr()
+    assert main(["translate", "eval", str(run / "run"), "--a", str(a), "--b", str(b), "--epochs", "1", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["a2b"]["n"] == 4 and 0 <= scores["b2a"]["judged_target"] <= 1 and scores["a2b"]["label_kept"] is None
+    assert main(["translate", "eval", str(run / "run"), "--a", str(a), "--b", str(b), "--epochs", "1"]) == 0
+    assert "judged target" in capsys.readouterr().out
+    (tmp_path / "few").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "few" / "0.png")
+    assert main(["translate", "eval", str(run / "run"), "--a", str(tmp_path / "few"), "--b", str(b)]) == 2
+    assert "at least 4" in capsys.readouterr().err

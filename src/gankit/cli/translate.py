@@ -12,8 +12,8 @@ from PIL import Image
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="unpaired image-to-image translation (CycleGAN)",
-                       description="Train a CycleGAN between two folders of unpaired images (fit), or "
-                       "translate images with a trained run (apply).")
+                       description="Train a CycleGAN between two folders of unpaired images (fit), "
+                       "translate images with a trained run (apply), or score a run (eval).")
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     f = actions.add_parser("fit", help="train on two folders of images",
                            description="Train a CycleGAN (Zhu et al., 2017, with the paper's defaults: LSGAN "
@@ -52,6 +52,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--direction", choices=("a2b", "b2a"), default="a2b", help="a2b (default) or b2a")
     a.add_argument("--native", action="store_true", help="translate at the input's own resolution")
     a.set_defaults(func=run_apply)
+
+    e = actions.add_parser("eval", help="score a trained run: target domain, labels kept, cycle error",
+                           description="Score a trained run on real images of both domains (best: images it did "
+                           "not train on). Half of each folder trains fresh judges (a domain classifier, and a "
+                           "classifier per domain when both folders have one sub-folder per class); the other half "
+                           "is translated both ways. Per direction: the share of translations judged as the target "
+                           "domain, the share whose class the target domain's judge reads as the source's class "
+                           "(labelled folders only), and the cycle reconstruction error (mean |x - F(G(x))|, "
+                           "images in [-1, 1]). The judges' accuracy on the real held-out half is printed too.")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--a", required=True, metavar="DIR_A", help="folder of domain A images")
+    e.add_argument("--b", required=True, metavar="DIR_B", help="folder of domain B images")
+    e.add_argument("--epochs", type=int, help="judge training epochs (default: enough for about 600 updates, "
+                   "8 to 200)")
+    e.add_argument("--judge-size", type=int, default=32, help="judges see images at most this many pixels on a "
+                   "side (default 32)")
+    e.add_argument("--seed", type=int, default=0, help="the split and the judges' seed (default 0)")
+    e.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    e.set_defaults(func=run_eval)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -87,6 +106,37 @@ def run_apply(args: argparse.Namespace) -> int:
     translator = load(args.run_dir)
     n = map_images(args.inp, args.out, lambda im: translator.translate_image(im, args.direction, args.native))
     print(f"translated {n} image(s) {args.direction} into {args.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from gankit.errors import UserError
+    from gankit.metrics.translation import translation_scores
+    from gankit.tasks.translate import load, load_domain
+
+    if (args.epochs is not None and args.epochs < 1) or args.judge_size < 8:
+        raise UserError("--epochs must be >= 1 and --judge-size >= 8")
+    translator = load(args.run_dir)
+    size = translator.config.size
+    a, b = load_domain(args.a, size, "a"), load_domain(args.b, size, "b")
+    scores = translation_scores(translator, a, b, epochs=args.epochs, judge_size=args.judge_size, seed=args.seed)
+    if args.json:
+        print(json.dumps(scores, indent=1))
+        return 0
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f} %"
+
+    print(f"{'direction':<10} {'judged target':>14} {'label kept':>11} {'cycle L1':>9} {'n':>6}")
+    for d in ("a2b", "b2a"):
+        r = scores[d]
+        print(f"{d:<10} {pct(r['judged_target']):>14} {pct(r['label_kept']):>11} {r['cycle_l1']:>9.4f} {r['n']:>6}")
+    j = scores["judges"]
+    labels = "" if "label_accuracy_real_a" not in j else (
+        f", labels A {pct(j['label_accuracy_real_a'])}, B {pct(j['label_accuracy_real_b'])}")
+    print(f"judges on the real held-out half: domain {pct(j['domain_accuracy_real'])}{labels}")
+    if scores["a2b"]["label_kept"] is None:
+        print("label kept: '-' (needs one sub-folder per class in both --a and --b)")
     return 0
 
 
