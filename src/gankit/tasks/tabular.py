@@ -64,8 +64,8 @@ class TabularConfig:
     tau: float = 0.2  # Gumbel-softmax temperature
     log_frequency: bool = True  # training-by-sampling draws categories by log frequency
     ema: float = 0.0  # generator weight EMA (0 = use the last weights, as CTGAN does)
-    # True: the generator step reuses the critic step's fakes (one generator pass a step, ~15 % faster).
-    # False, as CTGAN: fresh fakes; on the fair table it gave clearly more useful rows (BENCHMARKS.md).
+    # True: the generator step reuses the critic step's fakes (one generator pass a step, ~10 % faster).
+    # False, as CTGAN: fresh fakes, which gave more useful rows on the benchmark tables (BENCHMARKS.md).
     reuse_fake: bool = False
     constraints: list[str] = field(default_factory=list)  # e.g. ["start <= end", "age >= 0"], by rejection
     seed: int = 0
