@@ -56,7 +56,7 @@ def translation_scores(translator: Any, a: Dataset, b: Dataset, *, judge_share: 
     judges; the rest is translated and judged. ``epochs``: judge training epochs (None: enough for
     about JUDGE_STEPS updates)."""
     from gankit.classifier import train_classifier
-    from gankit.tasks.translate import with_channels
+    from gankit.tasks.translate import check_same_classes, with_channels
 
     if not 0.0 < judge_share < 1.0:
         raise UserError(f"judge_share must be in (0, 1), got {judge_share}")
@@ -64,10 +64,8 @@ def translation_scores(translator: Any, a: Dataset, b: Dataset, *, judge_share: 
         if len(ds.x) < 4:
             raise UserError(f"domain {name} has {len(ds.x)} image(s); the evaluation needs at least 4 "
                             "(half train the judges, half are translated)")
+    check_same_classes(a, b, "label preservation")
     labelled = a.y is not None and b.y is not None
-    if labelled and a.classes and b.classes and a.classes != b.classes:
-        raise UserError(f"domains A and B have different classes ({', '.join(a.classes)} vs "
-                        f"{', '.join(b.classes)}); label preservation needs the same class sub-folders")
     gen = torch.Generator().manual_seed(seed)
     x = {"a": with_channels(a.x, translator.channels), "b": with_channels(b.x, translator.channels)}
     y = {"a": a.y, "b": b.y}

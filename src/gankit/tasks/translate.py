@@ -384,10 +384,15 @@ def semantic_labels(da: Dataset, db: Dataset) -> dict[str, Tensor | None]:
     if da.y is None and db.y is None:
         raise UserError("lambda_semantic needs class labels: put the images of domain A and/or B into one "
                         "sub-folder per class (e.g. A/0/, A/1/, ..., with the same names in B)")
+    check_same_classes(da, db, "the semantic loss")
+    return {"a": da.y, "b": db.y}
+
+
+def check_same_classes(da: Dataset, db: Dataset, what: str) -> None:
+    """Where both domains are labelled, their class sub-folders must be the same (index i = one class)."""
     if da.y is not None and db.y is not None and da.classes and db.classes and da.classes != db.classes:
         raise UserError(f"domains A and B have different classes ({', '.join(da.classes)} vs "
-                        f"{', '.join(db.classes)}); the semantic loss needs the same class sub-folders in both")
-    return {"a": da.y, "b": db.y}
+                        f"{', '.join(db.classes)}); {what} needs the same class sub-folders in both")
 
 
 def semantic_judges(cfg: TranslateConfig, x: dict[str, Tensor], labels: dict[str, Tensor | None], out: Path,
