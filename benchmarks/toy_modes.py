@@ -24,10 +24,13 @@ import gankit
 from gankit.data.builtin import MIXTURES
 from gankit.metrics.modes import mode_coverage
 
-# The plain GAN of the 2014 paper: saturating minimax loss, no minibatch-std, no R1, no EMA, same nets/steps.
+# The plain GAN of the 2014 paper: saturating minimax loss, no minibatch-std, no R1, no EMA, no InfoGAN code,
+# same nets/steps. "nocode": the preset without its InfoGAN code (a connected latent space, z of 4 dimensions).
 CONFIGS = {
     "default": [],
-    "minimax": ["loss.name=minimax", "loss.r1=0", "d.mbstd=false", "d.pack=1", "train.ema=0"],
+    "nocode": ["g.codes=0", "loss.info=0", "train.z_dim=4"],
+    "minimax": ["loss.name=minimax", "loss.r1=0", "d.mbstd=false", "d.pack=1", "train.ema=0", "g.codes=0",
+                "loss.info=0", "train.z_dim=4"],
 }
 
 

@@ -83,3 +83,19 @@ def test_overrides_never_crash(key, value):
 
 def test_public_api():
     assert callable(gankit.train) and callable(gankit.load)
+
+
+def test_infogan_settings_are_checked():
+    import gankit
+
+    for overrides, match in (
+        (["g.codes=-1"], "g.codes must be >= 0"),
+        (["g.codes=8", "g.family=dcgan"], "g.codes needs g.family=mlp"),
+        (["train.z_dim=2"], "g.codes needs g.family=mlp and train.z_dim >= 3"),
+        (["g.codes=0"], "loss.info .InfoGAN. needs g.codes > 0"),
+        (["d.pack=2"], "d.pack=1"),
+        (["loss.info=-1"], "loss.info must be >= 0"),
+        (["d.codes=8"], "set g.codes"),
+    ):
+        with pytest.raises(UserError, match=match):
+            apply_overrides(gankit.preset("ring8"), overrides).validate()

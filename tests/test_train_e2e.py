@@ -105,3 +105,14 @@ def test_no_training_starts_after_a_stop_signal(tiny_toy, tmp_path, monkeypatch)
     monkeypatch.setattr(engine, "_SIGNALLED", 15)
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
         gankit.train(tiny_toy, tmp_path / "run")
+
+
+def test_infogan_code_is_learnt(tiny_toy, tmp_path):
+    # ring8's preset has an 8-way InfoGAN code: Q can tell the codes apart only once G makes them differ,
+    # so a cross-entropy well under ln 8 = 2.08 (chance) shows both players use the code.
+    tiny_toy.train.steps = 300
+    tiny_toy.log.every = 50
+    tiny_toy.log.sample_every = tiny_toy.log.checkpoint_every = 300
+    gankit.train(tiny_toy, tmp_path / "run")
+    info = [json.loads(line)["loss_info"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert info[0] > 1.8 and info[-1] < 1.4, info  # chance is ln 8; here ~1.0 after 300 steps

@@ -36,5 +36,7 @@ def build_generator(cfg: NetConfig, z_dim: int, data_shape: tuple[int, ...], num
     return _family(cfg, data_shape)[0](cfg, z_dim, tuple(data_shape), num_classes)
 
 
-def build_discriminator(cfg: NetConfig, data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
+def build_discriminator(cfg: NetConfig, data_shape: tuple[int, ...], num_classes: int = 0, codes: int = 0) -> nn.Module:
+    if codes:
+        return _family(cfg, data_shape)[1](cfg, tuple(data_shape), num_classes, codes)
     return _family(cfg, data_shape)[1](cfg, tuple(data_shape), num_classes)

@@ -24,6 +24,7 @@ from gankit.data import Batches, Dataset, load_data, to_data_units
 from gankit.engine import Batch, Logs, Trainer, compile_module, resolve_device, seed_everything
 from gankit.errors import UserError
 from gankit.nets import build_discriminator, build_generator
+from gankit.nets.mlp import latent_code
 
 
 class GAN:
@@ -36,6 +37,7 @@ class GAN:
         self.G, self.D, self.cfg = G, D, loss
         self.loss = losses.get_loss(loss.name)
         self.acgan = acgan  # D also classifies (Odena et al., 2017); both players get its cross-entropy
+        self.info = loss.info > 0  # InfoGAN (Chen et al., 2016): D's Q head recovers G's categorical code
         self.augment = augment  # gankit.augmentations pipeline: every image D sees goes through it
         if augment is not None:
             D.add_module("augment_pipe", augment)  # so its state (ADA's p) is saved and resumed with D
@@ -43,14 +45,18 @@ class GAN:
             raise UserError("loss.pl and loss.mixing need a style-based generator (g.family=stylegan2)")
 
     def judge(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """D's realness logits and, for AC-GAN, its class logits, of the augmented ``x``."""
+        """D's realness logits and, for AC-GAN, its class logits (for InfoGAN its latent-code logits), of the
+        augmented ``x``."""
         if self.augment is not None:
             x = self.augment(x)
-        return self.D(x, y, aux=True) if self.acgan else (self.D(x, y), None)
+        if self.acgan:
+            return self.D(x, y, aux=True)
+        return self.D(x, y, info=True) if self.info else (self.D(x, y), None)
 
     def generate(self, batch: Batch) -> Tensor:
         x = batch["x"]
         z = batch["z"] if "z" in batch else torch.randn(x.shape[0], self.G.z_dim, device=x.device)
+        self.last_z = z  # the engine calls d_loss/g_loss right after generate: InfoGAN reads the codes from it
         if self.cfg.mixing > 0:
             return self.G(z, batch.get("y"), mixing=self.cfg.mixing)
         return self.G(z, batch.get("y"))
@@ -100,6 +106,10 @@ class GAN:
                 r1 = losses.r1_penalty(real_out, real)
             loss = loss + 0.5 * self.cfg.r1 * self.cfg.r1_every * r1
             logs["r1"] = r1.detach()
+        if self.info:  # Q shares D's body and learns, on the fakes, which code made them
+            info = F.cross_entropy(fake_cls, latent_code(self.last_z, self.G.codes))
+            loss = loss + self.cfg.info * info
+            logs["loss_info"] = info.detach()
         logs.update(discriminator_signals(real_out.detach(), fake_out.detach()))
         logs["loss_d"] = loss.detach()
         return loss, logs
@@ -119,6 +129,8 @@ class GAN:
                 pl = self.path_length(batch)
             loss = loss + self.cfg.pl * self.cfg.pl_every * pl
             logs["pl"] = pl.detach()
+        if self.info:  # G makes its codes tell apart: one code per mode rather than samples bridging modes
+            loss = loss + self.cfg.info * F.cross_entropy(fake_cls, latent_code(self.last_z, self.G.codes))
         logs["loss_g"] = loss.detach()
         return loss, logs
 
@@ -138,7 +150,7 @@ def build_nets(config: Config, data_meta: dict[str, Any]) -> tuple[nn.Module, nn
     shape = tuple(data_meta["shape"])
     n_classes = len(data_meta["classes"]) if config.data.conditional else 0
     G = build_generator(config.g, config.train.z_dim, shape, n_classes)
-    D = build_discriminator(config.d, shape, n_classes)
+    D = build_discriminator(config.d, shape, n_classes, config.g.codes if config.loss.info > 0 else 0)
     return G, D
 
 
