@@ -68,6 +68,14 @@ def test_d_overpowers_after_warmup_only():
     assert f["d_overpowers"].evidence["d_real"] == pytest.approx(0.95)
 
 
+def test_d_overpowers_despite_a_flickering_generator_gradient():
+    # D wins throughout while G's gradient norm dips below its peak every other record (a ring8 run with a
+    # 40x-lr D did this): too short to be vanishing gradients, and it must not hide the imbalance either
+    recs = records(d_real=lambda i: 0.9, d_fake=lambda i: 0.1, grad_norm_g=lambda i: 100.0 if i % 2 else 5.0)
+    f = codes(diagnose(recs, rules=RULES))
+    assert "d_overpowers" in f and "vanishing_gradients" not in f
+
+
 def test_g_overpowers():
     f = codes(diagnose(records(d_real=lambda i: 0.3, d_fake=lambda i: 0.7), rules=RULES))
     assert f == ["g_overpowers"]

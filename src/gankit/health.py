@@ -409,12 +409,17 @@ def _vanishing_and_imbalance(s: _Series, rules: Rules) -> list[Finding | None]:
     peak = _running_peak(g_norm)
     collapsed = (g_norm < rules.grad_collapse * peak) | (g_norm < rules.grad_floor)
     vanishing = wins & collapsed
+    # D winning is the weaker diagnosis only where vanishing gradients hold for a finding's length: a gradient
+    # norm that dips below its peak now and then must not hide a D that wins throughout (it did, on a ring8 run)
+    held = np.zeros_like(vanishing)
+    for i, j in _spans(vanishing, rules.lasting):
+        held[i : j + 1] = True
     warm = s.steps >= rules.warmup
     ev = {"d_real": d_real, "d_fake": d_fake, "acc_real": s["acc_real"], "acc_fake": s["acc_fake"]}
     return [
         _finding("vanishing_gradients", s, vanishing, rules.lasting, {**ev, "grad_norm_g": g_norm,
                                                                       "grad_norm_g_peak": peak}),
-        _finding("d_overpowers", s, wins & ~vanishing & warm, rules.lasting, {**ev, "grad_norm_g": g_norm,
+        _finding("d_overpowers", s, wins & ~held & warm, rules.lasting, {**ev, "grad_norm_g": g_norm,
                                                                               "loss_g": s["loss_g"]}),
         _finding("g_overpowers", s, (-gap > rules.d_fooled) & warm, rules.lasting, {**ev, "loss_d": s["loss_d"]}),
     ]
