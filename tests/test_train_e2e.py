@@ -116,3 +116,6 @@ def test_infogan_code_is_learnt(tiny_toy, tmp_path):
     gankit.train(tiny_toy, tmp_path / "run")
     info = [json.loads(line)["loss_info"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert info[0] > 1.8 and info[-1] < 1.4, info  # chance is ln 8; here ~1.0 after 300 steps
+    from gankit.tasks.gan import info as run_info
+
+    assert run_info(tmp_path / "run")["infogan"] == "8 codes, weight 1"  # gankit info shows it

@@ -443,6 +443,8 @@ def info(run_dir: str | Path) -> dict[str, Any]:
         config = Config.load(run_dir / "config.yaml")
         out.update({"data": config.data.source, "g": config.g.family, "d": config.d.family,
                     "loss": config.loss.name, "steps": config.train.steps})
+        if config.loss.info > 0:
+            out["infogan"] = f"{config.g.codes} codes, weight {config.loss.info:g}"
     elif (run_dir / "config.yaml").exists():  # other recipes: their own config, shown flat (scalars only)
         try:
             raw = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
