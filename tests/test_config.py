@@ -89,7 +89,7 @@ def test_infogan_settings_are_checked():
     import gankit
 
     for overrides, match in (
-        (["g.codes=-1"], "g.codes must be >= 0"),
+        (["g.codes=-2"], "g.codes must be >= 0"),
         (["g.codes=8", "g.family=dcgan"], "g.codes needs g.family=mlp"),
         (["train.z_dim=2"], "g.codes needs g.family=mlp and train.z_dim >= 3"),
         (["g.codes=0"], "loss.info .InfoGAN. needs g.codes > 0"),

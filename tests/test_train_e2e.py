@@ -119,3 +119,25 @@ def test_infogan_code_is_learnt(tiny_toy, tmp_path):
     from gankit.tasks.gan import info as run_info
 
     assert run_info(tmp_path / "run")["infogan"] == "8 codes, weight 1"  # gankit info shows it
+
+
+def test_code_count_from_the_data(tmp_path):
+    # three tight blobs: g.codes=-1 counts them before training and the run folder keeps the count
+    from gankit.config import apply_overrides
+    from gankit.data.clusters import count_clusters
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    x = centres[rng.integers(0, 3, 1500)] + 0.05 * rng.standard_normal((1500, 2))
+    assert count_clusters(x, max_k=8) == 3
+    assert count_clusters(rng.standard_normal((1500, 2)), max_k=8) == 1  # one blob is one cluster
+    np.savez(tmp_path / "blobs.npz", samples=x.astype(np.float32))
+    cfg = apply_overrides(gankit.preset("ring8"), [f"data.source={tmp_path / 'blobs.npz'}", "g.codes=-1",
+                                                   "train.steps=20", "log.progress=false", "g.width=16",
+                                                   "d.width=16", "data.batch_size=64", "log.n_samples=64"])
+    gankit.train(cfg, tmp_path / "run")
+    assert gankit.Config.load(tmp_path / "run" / "config.yaml").g.codes == 3
+    assert gankit.load(tmp_path / "run").sample(10, seed=0).shape == (10, 2)
+    with pytest.raises(UserError, match="not images"):
+        gankit.train(apply_overrides(gankit.preset("digits"), ["g.family=mlp", "g.codes=-1", "loss.info=1",
+                                                               "d.family=mlp", "d.pack=1"]), tmp_path / "img")

@@ -47,7 +47,9 @@ class NetConfig:
     pack: int = 1  # PacGAN: the discriminator judges `pack` samples jointly (discriminator only)
     cond: str = "projection"  # conditional D: projection (Miyato & Koyama) | acgan (auxiliary classifier)
     mapping: int = 8  # stylegan2 generator: mapping-network layers (z -> w)
-    codes: int = 0  # mlp generator: split z-space into this many sectors, each with its own learnt offset; 0 = off
+    # mlp generator: an InfoGAN code of this many values (one per cluster of the data; see loss.info); 0 = off,
+    # -1 = count the clusters of the data at the start (Gaussian mixture, lowest BIC)
+    codes: int = 0
 
 
 @dataclass
@@ -247,8 +249,8 @@ class Config:
             raise UserError("loss.pl_every must be positive, loss.pl >= 0 and loss.mixing in [0, 1]")
         if self.loss.gp < 0 or self.loss.r1 < 0 or self.loss.info < 0:
             raise UserError("loss.gp, loss.r1 and loss.info must be >= 0")
-        if self.g.codes < 0:
-            raise UserError(f"g.codes must be >= 0, got {self.g.codes}")
+        if self.g.codes < -1:
+            raise UserError(f"g.codes must be >= 0, or -1 to count the clusters of the data; got {self.g.codes}")
         if self.d.codes:
             raise UserError("d.codes is not a discriminator setting; set g.codes (and loss.info for the Q head in D)")
         if self.g.codes and (self.g.family != "mlp" or self.train.z_dim < 3):

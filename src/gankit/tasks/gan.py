@@ -236,6 +236,16 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
     ds = data if data is not None else load_data(config.data)
     if config.data.conditional and ds.y is None:
         raise UserError("data.conditional needs labelled data")
+    if config.g.codes == -1:  # resolved once: config.yaml keeps the count, so resume and load use it
+        if ds.kind == "image":
+            raise UserError("g.codes=-1 (count the clusters) works on vector data, not images")
+        from gankit.data.clusters import count_clusters
+        from gankit.health import warn
+
+        config.g.codes = count_clusters(ds.x.cpu().numpy(), seed=config.train.seed)
+        if world.is_main:
+            warn(f"g.codes=-1: the data look like {config.g.codes} clusters (Gaussian mixture, lowest BIC of "
+                   f"1-40 components); the InfoGAN code gets {config.g.codes} values")
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
     if config.train.sync_bn and world.active:
