@@ -129,8 +129,8 @@ def test_code_count_from_the_data(tmp_path):
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
     x = centres[rng.integers(0, 3, 1500)] + 0.05 * rng.standard_normal((1500, 2))
-    assert count_clusters(x, max_k=8) == 3
-    assert count_clusters(rng.standard_normal((1500, 2)), max_k=8) == 1  # one blob is one cluster
+    assert count_clusters(x) == 3
+    assert count_clusters(rng.standard_normal((1500, 2))) == 1  # one blob is one cluster
     np.savez(tmp_path / "blobs.npz", samples=x.astype(np.float32))
     cfg = apply_overrides(gankit.preset("ring8"), [f"data.source={tmp_path / 'blobs.npz'}", "g.codes=-1",
                                                    "train.steps=20", "log.progress=false", "g.width=16",
@@ -138,6 +138,12 @@ def test_code_count_from_the_data(tmp_path):
     gankit.train(cfg, tmp_path / "run")
     assert gankit.Config.load(tmp_path / "run" / "config.yaml").g.codes == 3
     assert gankit.load(tmp_path / "run").sample(10, seed=0).shape == (10, 2)
+    # one connected cluster: the code is turned off (with its Q head), and the run trains as a plain GAN
+    np.savez(tmp_path / "one.npz", samples=rng.standard_normal((1500, 2)).astype(np.float32))
+    cfg.data.source, cfg.g.codes = str(tmp_path / "one.npz"), -1
+    gankit.train(cfg, tmp_path / "one")
+    saved = gankit.Config.load(tmp_path / "one" / "config.yaml")
+    assert saved.g.codes == 0 and saved.loss.info == 0
     with pytest.raises(UserError, match="not images"):
         gankit.train(apply_overrides(gankit.preset("digits"), ["g.family=mlp", "g.codes=-1", "loss.info=1",
                                                                "d.family=mlp", "d.pack=1"]), tmp_path / "img")

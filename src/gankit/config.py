@@ -48,7 +48,7 @@ class NetConfig:
     cond: str = "projection"  # conditional D: projection (Miyato & Koyama) | acgan (auxiliary classifier)
     mapping: int = 8  # stylegan2 generator: mapping-network layers (z -> w)
     # mlp generator: an InfoGAN code of this many values (one per cluster of the data; see loss.info); 0 = off,
-    # -1 = count the clusters of the data at the start (Gaussian mixture, lowest BIC)
+    # -1 = count the separate clusters of the data at the start (HDBSCAN; one cluster = no code)
     codes: int = 0
 
 

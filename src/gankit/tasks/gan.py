@@ -242,10 +242,12 @@ def train(config: Config, out: str | Path, steps: int | None = None, resume: boo
         from gankit.data.clusters import count_clusters
         from gankit.health import warn
 
-        config.g.codes = count_clusters(ds.x.cpu().numpy(), seed=config.train.seed)
+        k = count_clusters(ds.x.cpu().numpy(), seed=config.train.seed)
+        # one cluster: nothing to jump between, so no code (and no Q head)
+        config.g.codes, config.loss.info = (k, config.loss.info) if k > 1 else (0, 0.0)
         if world.is_main:
-            warn(f"g.codes=-1: the data look like {config.g.codes} clusters (Gaussian mixture, lowest BIC of "
-                   f"1-40 components); the InfoGAN code gets {config.g.codes} values")
+            warn(f"g.codes=-1: the data form {k} separate clusters (HDBSCAN); "
+                 + (f"the InfoGAN code gets {k} values" if k > 1 else "no InfoGAN code"))
     G, D = build_nets(config, ds.meta())
     G, D = G.to(device), D.to(device)
     if config.train.sync_bn and world.active:
