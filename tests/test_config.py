@@ -96,6 +96,7 @@ def test_infogan_settings_are_checked():
         (["d.pack=2"], "d.pack=1"),
         (["loss.info=-1"], "loss.info must be >= 0"),
         (["d.codes=8"], "set g.codes"),
+        (["loss.info=0"], "g.codes needs loss.info > 0"),
     ):
         with pytest.raises(UserError, match=match):
             apply_overrides(gankit.preset("ring8"), overrides).validate()

@@ -255,6 +255,8 @@ class Config:
             raise UserError("d.codes is not a discriminator setting; set g.codes (and loss.info for the Q head in D)")
         if self.g.codes and (self.g.family != "mlp" or self.train.z_dim < 3):
             raise UserError("g.codes needs g.family=mlp and train.z_dim >= 3 (two latent coordinates make the code)")
+        if self.g.codes and self.loss.info <= 0:  # measured: G ignored a code that nothing asked it to keep
+            raise UserError("g.codes needs loss.info > 0 (e.g. 1): without the InfoGAN loss the generator ignores the code")
         if self.loss.info > 0 and (not self.g.codes or self.d.family != "mlp" or self.d.pack > 1
                                    or (self.data.conditional and self.d.cond == "acgan")):
             raise UserError("loss.info (InfoGAN) needs g.codes > 0, d.family=mlp and d.pack=1, and no AC-GAN head")
