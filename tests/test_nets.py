@@ -73,3 +73,13 @@ def test_codes_replace_the_first_two_latent_coordinates():
     D = build_discriminator(NetConfig(family="mlp", width=16, mbstd=True), (2,), codes=4)
     real_logit, code_logits = D(G(torch.randn(8, 5)), info=True)
     assert real_logit.shape == (8,) and code_logits.shape == (8, 4)
+
+
+def test_codes_with_class_labels():
+    # a conditional MLP GAN with a code: the label embedding rides along with the continuous coordinates
+    G = build_generator(NetConfig(family="mlp", width=16, norm="none", codes=3), 6, (2,), num_classes=4)
+    D = build_discriminator(NetConfig(family="mlp", width=16, cond="projection"), (2,), num_classes=4, codes=3)
+    y = torch.tensor([0, 1, 2, 3])
+    x = G(torch.randn(4, 6), y)
+    real_logit, code_logits = D(x, y, info=True)
+    assert x.shape == (4, 2) and real_logit.shape == (4,) and code_logits.shape == (4, 3)
