@@ -56,7 +56,8 @@ class GAN:
     def generate(self, batch: Batch) -> Tensor:
         x = batch["x"]
         z = batch["z"] if "z" in batch else torch.randn(x.shape[0], self.G.z_dim, device=x.device)
-        self.last_z = z  # the engine calls d_loss/g_loss right after generate: InfoGAN reads the codes from it
+        if self.info:  # the engine calls d_loss/g_loss right after generate: both read this step's codes
+            self.code = latent_code(z, self.G.codes)
         if self.cfg.mixing > 0:
             return self.G(z, batch.get("y"), mixing=self.cfg.mixing)
         return self.G(z, batch.get("y"))
@@ -107,7 +108,7 @@ class GAN:
             loss = loss + 0.5 * self.cfg.r1 * self.cfg.r1_every * r1
             logs["r1"] = r1.detach()
         if self.info:  # Q shares D's body and learns, on the fakes, which code made them
-            info = F.cross_entropy(fake_cls, latent_code(self.last_z, self.G.codes))
+            info = F.cross_entropy(fake_cls, self.code)
             loss = loss + self.cfg.info * info
             logs["loss_info"] = info.detach()
         logs.update(discriminator_signals(real_out.detach(), fake_out.detach()))
@@ -130,7 +131,7 @@ class GAN:
             loss = loss + self.cfg.pl * self.cfg.pl_every * pl
             logs["pl"] = pl.detach()
         if self.info:  # G makes its codes tell apart: one code per mode rather than samples bridging modes
-            loss = loss + self.cfg.info * F.cross_entropy(fake_cls, latent_code(self.last_z, self.G.codes))
+            loss = loss + self.cfg.info * F.cross_entropy(fake_cls, self.code)
         logs["loss_g"] = loss.detach()
         return loss, logs
 
