@@ -41,7 +41,9 @@ class SpanLayout(nn.Module):
         self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
         order = list(tanh)
         for w in self.widths:
-            idx = torch.tensor([[s + j for j in range(w)] for s in groups[w]], dtype=torch.long)
+            # Laid out (category, group): the softmax then runs over a middle dimension, which PyTorch's
+            # CPU kernel vectorises about 4x better than a last dimension of a few categories.
+            idx = torch.tensor([[s + j for s in groups[w]] for j in range(w)], dtype=torch.long)
             self.register_buffer(f"soft_{w}", idx, persistent=False)
             order += idx.flatten().tolist()
         if sorted(order) != list(range(dim)):
@@ -61,12 +63,12 @@ class SpanLayout(nn.Module):
         u = torch.rand(raw.shape[0], self.n_soft, device=raw.device, dtype=raw.dtype)
         gumbel, at = -torch.log(-torch.log(u.clamp_(min=torch.finfo(raw.dtype).tiny))), 0
         for w, idx in self.groups():
-            k = idx.shape[0]
-            logits = raw[:, idx.flatten()] + gumbel[:, at : at + k * w]
-            at += k * w
-            y = torch.softmax(logits.view(raw.shape[0], k, w) / tau, dim=-1)
+            k = idx.shape[1]
+            logits = raw[:, idx.flatten()] + gumbel[:, at : at + w * k]
+            at += w * k
+            y = torch.softmax(logits.view(raw.shape[0], w, k) / tau, dim=1)
             if hard:
-                one_hot = torch.zeros_like(y).scatter_(-1, y.argmax(dim=-1, keepdim=True), 1.0)
+                one_hot = torch.zeros_like(y).scatter_(1, y.argmax(dim=1, keepdim=True), 1.0)
                 y = one_hot - y.detach() + y
             parts.append(y.flatten(1))
         return torch.cat(parts, dim=1)[:, self.inverse]
@@ -88,8 +90,36 @@ class TabularGenerator(nn.Module):
         self.layout = SpanLayout(spans, data_dim)
 
     def forward(self, z: Tensor, cond: Tensor, hard: bool = False) -> tuple[Tensor, Tensor]:
-        raw = self.out(self.body(torch.cat([z, cond], dim=1)))
+        x = torch.cat([z, cond], dim=1)
+        # The same function as ``out(body(x))``, computed without the concatenations: every layer sees x
+        # (the last columns of its input), so one product gives x's share of all layers, and the backward
+        # pass computes no input gradient for x, which needs none. About a tenth of a step on a CPU.
+        layers = [block.fc for block in self.body] + [self.out]
+        d = x.shape[1]
+        shares = F.linear(x, torch.cat([lin.weight[:, -d:] for lin in layers]), torch.cat([lin.bias for lin in layers]))
+        shares = shares.split([lin.out_features for lin in layers], dim=1)
+        hidden: list[Tensor] = []  # newest first, the order the blocks concatenate in
+        for i, block in enumerate(self.body):
+            # (a column slice is copied: batch norm's backward is several times slower on a strided input)
+            pre = shares[i].contiguous() if not hidden else torch.addmm(shares[i], _cat(hidden), _own(block.fc, d).t())
+            hidden.insert(0, F.relu(block.bn(pre)))
+        if not hidden:
+            raw = shares[-1]
+        else:
+            # Computed transposed: a product whose last dimension is the few output columns runs at half the
+            # speed of its transpose on a CPU, forward and backward.
+            raw = torch.addmm(shares[-1].t(), _own(self.out, d), _cat(hidden).t()).t()
         return self.layout.activate(raw, self.tau, hard), raw
+
+
+def _own(lin: nn.Linear, d: int) -> Tensor:
+    """The weights of ``lin`` for the inputs other than the last ``d``, contiguous: the backward pass then
+    computes their gradient in the faster of its two layouts."""
+    return lin.weight[:, :-d].contiguous()
+
+
+def _cat(tensors: list[Tensor]) -> Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
 
 
 class UniformDropout(nn.Dropout):
