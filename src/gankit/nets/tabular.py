@@ -97,7 +97,7 @@ class TabularGenerator(nn.Module):
         x = torch.cat([z, cond], dim=1)
         # The same function as ``out(body(x))``, computed without the concatenations: every layer sees x
         # (the last columns of its input), so one product gives x's share of all layers, and the backward
-        # pass computes no input gradient for x, which needs none. About a tenth of a step on a CPU.
+        # pass computes no input gradient for x, which needs none (BENCHMARKS.md, tables: what it saves).
         layers = [block.fc for block in self.body] + [self.out]
         d = x.shape[1]
         shares = F.linear(x, torch.cat([lin.weight[:, -d:] for lin in layers]), torch.cat([lin.bias for lin in layers]))
