@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -141,12 +142,13 @@ class PackedCritic(nn.Module):
     """PacGAN (Lin et al., 2018) critic: ``pack`` rows (with their conditional vectors) side by side
     form one input, so a generator that repeats itself is easy to spot."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256), pack: int = 10, dropout: float = 0.5):
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256), pack: int = 10, dropout: float = 0.5,
+                 slope: float = 0.2):
         super().__init__()
-        self.pack = pack
+        self.pack, self.dropout, self.slope = pack, dropout, slope
         layers, width = [], in_dim * pack
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), UniformDropout(dropout)]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(slope), UniformDropout(dropout)]
             width = h
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
@@ -158,3 +160,87 @@ class PackedCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(self.packed(x))
+
+    def wgan_gp_loss(self, real: Tensor, fake: Tensor, gp: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critic's WGAN-GP loss, ``mean D(fake) - mean D(real) + gp * mean (||grad D(x_hat)|| - 1)^2``
+        on random interpolates of the packs (Gulrajani et al., 2017), with the gradients for the critic's
+        weights worked out by hand (:class:`_CriticWGANGP`): the same value and gradients as the loss
+        written with ``losses.gradient_penalty`` and autograd's double backward, in far fewer operations.
+        This is most of a tabular critic step. ``real`` and ``fake`` take no gradient. Returns the loss
+        and detached ``critic_real``, ``critic_fake`` and ``gp`` (the unweighted penalty)."""
+        real, fake = self.packed(real.detach()), self.packed(fake.detach())
+        alpha = torch.rand(real.shape[0], 1, device=real.device, dtype=real.dtype) if gp else None
+        linears = [m for m in self.body if isinstance(m, nn.Linear)]
+        params = [t for lin in linears for t in (lin.weight, lin.bias)]
+        p = self.dropout if self.training else 0.0
+        loss, real_mean, fake_mean, penalty = _CriticWGANGP.apply(real, fake, alpha, float(gp), self.slope, p, *params)
+        return loss, {"critic_real": real_mean, "critic_fake": fake_mean, "gp": penalty}
+
+
+class _CriticWGANGP(torch.autograd.Function):
+    """The packed critic's WGAN-GP loss and its weight gradients in one forward pass; the backward pass only
+    hands them out. Autograd records some sixty operations for the penalty's double backward; written by
+    hand for this network (linear -> leaky ReLU -> dropout, repeated, then a linear output) it is a few
+    matrix products per layer.
+
+    Notation: rows = real packs, fake packs, interpolates (n each); layer l computes h_l = a_{l-1} W_l^T + b_l
+    and a_l = h_l * k_l, where k_l holds each unit's leaky-ReLU slope (1 or ``slope``) times its dropout
+    scale (0 or 1/(1-p)); the output is y = a_L w^T + b.
+    * d_l = dy/dh_l, back-propagated from ``dy`` (-1/n on real rows, +1/n on fake rows, 1 on interpolates):
+      on real and fake rows it is the WGAN loss's gradient, on interpolates the chain whose end,
+      g = d_1 W_1, is the input gradient that the penalty judges.
+    * e_l = the penalty's gradient with respect to d_{l+1} W_{l+1} (e_0: with respect to g), carried
+      upwards: e_l = (e_{l-1} W_l^T) * k_l. The slopes k_l do not depend on the weights (almost
+      everywhere), so the penalty reaches W_l only through g's chain: dP/dW_l = d_l^T e_{l-1} on interpolates.
+    * Both terms of a weight's gradient are then one product: dW_l = d_l^T [a_{l-1} (real, fake); e_{l-1}].
+    """
+
+    @staticmethod
+    def forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
+                *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        weights, biases = params[0::2], params[1::2]
+        n, penalised = real.shape[0], alpha is not None
+        rows = [real, fake] + ([torch.lerp(fake, real, alpha)] if penalised else [])
+        a = torch.cat(rows)
+        acts, keeps = [a], []
+        for W, b in zip(weights[:-1], biases[:-1]):
+            h = torch.addmm(b, a, W.t())
+            k = torch.full_like(h, slope).masked_fill_(h > 0, 1.0)
+            if p > 0:  # dropout, drawn as uniform >= p (see UniformDropout)
+                k = k.mul_((torch.rand_like(h) >= p) * (1.0 / (1.0 - p)))
+            a = h.mul_(k)
+            acts.append(a)
+            keeps.append(k)
+        y = torch.addmm(biases[-1], a, weights[-1].t()).squeeze(1)
+        real_mean, fake_mean = y[:n].mean(), y[n : 2 * n].mean()
+        loss = fake_mean - real_mean
+
+        dy = y.new_full((len(rows) * n, 1), 1.0)
+        dy[:n], dy[n : 2 * n] = -1.0 / n, 1.0 / n
+        d = [dy]  # d[l-1] = d_l, the gradient with respect to layer l's pre-activation; d[-1] = dy
+        for W, k in zip(reversed(weights), reversed(keeps)):
+            d.insert(0, (d[0] @ W).mul_(k))
+        penalty = y.new_zeros(())
+        e: list[Tensor] = []
+        if penalised:
+            g = d[0][2 * n :] @ weights[0]
+            norm = g.norm(dim=1, keepdim=True)
+            penalty = ((norm - 1.0) ** 2).mean()
+            loss = loss + gp * penalty
+            # autograd's convention where the norm's gradient is undefined: 0 at g = 0
+            e.append(g.mul_(torch.where(norm > 0, (norm - 1.0) / norm, 0.0) * (2.0 * gp / n)))
+            for W, k in zip(weights[:-1], keeps):
+                e.append((e[-1] @ W.t()).mul_(k[2 * n :]))
+        grads: list[Tensor] = []
+        for layer, (a_in, d_out) in enumerate(zip(acts, d)):
+            inputs = torch.cat([a_in[: 2 * n], e[layer]]) if penalised else a_in
+            grads.append(d_out.t() @ inputs)
+            grads.append(d_out[: 2 * n].sum(0))
+        ctx.grads = grads
+        ctx.mark_non_differentiable(real_mean, fake_mean, penalty)
+        return loss, real_mean, fake_mean, penalty
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Tensor | None, ...]:
+        grads, ctx.grads = ctx.grads, None
+        return (None,) * 6 + tuple(g.mul_(grad_loss) for g in grads)
