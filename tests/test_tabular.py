@@ -505,6 +505,13 @@ def test_generator_forward_is_the_residual_network(hidden):
         assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
 
 
+def test_a_table_without_discrete_columns_fits_and_samples():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.random(200)})
+    s = TabularGAN(**{**SMALL, "epochs": 2}).fit(df).sample(20, seed=0)
+    assert list(s.columns) == ["a", "b"] and len(s) == 20 and s.notna().all().all()
+
+
 def test_samples_come_from_the_generator_ema():
     # the default averages the generator's weights (ema=0.9); ema=0 keeps the last weights, as CTGAN. The
     # same seed trains the same way, so only the weights the model keeps can differ.
