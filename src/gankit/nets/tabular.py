@@ -246,20 +246,21 @@ class _CriticWGANGP(torch.autograd.Function):
         for layer in reversed(range(len(pres))):
             d.insert(0, keep(d[0] @ weights[layer + 1], layer))
         penalty = y.new_zeros(())
-        e: list[Tensor] = []
         if penalised:
-            g = d[0][2 * n :] @ weights[0]
+            # e_l goes where the interpolates' activations were (the forward pass is done with them), so that
+            # each weight's gradient below is one product over the rows [real, fake, interpolates] as they lie.
+            interp = slice(2 * n, None)
+            g = torch.mm(d[0][interp], weights[0], out=acts[0][interp])
             norm = g.norm(dim=1, keepdim=True)
             penalty = ((norm - 1.0) ** 2).mean()
             loss = loss + gp * penalty
             # autograd's convention where the norm's gradient is undefined: 0 at g = 0
-            e.append(g.mul_(torch.where(norm > 0, (norm - 1.0) / norm, 0.0) * (2.0 * gp / n)))
+            g.mul_(torch.where(norm > 0, (norm - 1.0) / norm, 0.0) * (2.0 * gp / n))
             for layer, W in enumerate(weights[:-1]):
-                e.append(keep(e[-1] @ W.t(), layer, slice(2 * n, None)))
+                acts[layer + 1][interp] = keep(acts[layer][interp] @ W.t(), layer, interp)
         grads: list[Tensor] = []
-        for layer, (a_in, d_out) in enumerate(zip(acts, d)):
-            inputs = torch.cat([a_in[: 2 * n], e[layer]]) if penalised else a_in
-            grads.append(d_out.t() @ inputs)
+        for a_in, d_out in zip(acts, d):
+            grads.append(d_out.t() @ a_in)
             grads.append(d_out[: 2 * n].sum(0))
         ctx.grads = grads
         ctx.mark_non_differentiable(real_mean, fake_mean, penalty)
