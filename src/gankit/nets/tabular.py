@@ -230,11 +230,11 @@ class _CriticWGANGP(torch.autograd.Function):
             pres.append(h)
             masks.append(m)
 
-        def keep(grad: Tensor, layer: int, rows: slice = slice(None)) -> Tensor:
-            """``grad`` (with respect to a layer's output) times k_l: dropout scale, then leaky-ReLU slope."""
+        def keep(grad: Tensor, layer: int, part: slice = slice(None)) -> Tensor:
+            """``grad`` (with respect to a layer's output, rows ``part``) times k_l: dropout scale, then slope."""
             if masks[layer] is not None:
-                grad = grad.mul_(masks[layer][rows])
-            return torch.ops.aten.leaky_relu_backward(grad, pres[layer][rows], slope, False)
+                grad = grad.mul_(masks[layer][part])
+            return torch.ops.aten.leaky_relu_backward(grad, pres[layer][part], slope, False)
 
         y = torch.addmm(biases[-1], a, weights[-1].t()).squeeze(1)
         real_mean, fake_mean = y[:n].mean(), y[n : 2 * n].mean()

@@ -171,11 +171,11 @@ class TabularTask:
     def d_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
         real = torch.cat([batch["x"], batch["c"]], dim=1)
         fk = torch.cat([fake["x"], batch["c"]], dim=1)
-        lazy = step % self.gp_every == 0  # lazy, as StyleGAN2 does with R1: half of a critic step's cost is the penalty
+        penalised = step % self.gp_every == 0  # lazy, as StyleGAN2 does with R1 (gp_every > 1: fewer penalties)
         # The WGAN-GP loss with the critic's gradients derived by hand: the values autograd's double backward
         # gives (tested), in one pass over real, fake and interpolated packs.
-        loss, logs = self.D.wgan_gp_loss(real, fk, self.gp * self.gp_every if lazy else 0.0)
-        if lazy:
+        loss, logs = self.D.wgan_gp_loss(real, fk, self.gp * self.gp_every if penalised else 0.0)
+        if penalised:
             self.last_gp = logs["gp"]
         adv = logs["critic_fake"] - logs["critic_real"]
         return loss, {"loss_d": loss.detach(), "loss_d_adv": adv, "gp": self.last_gp.to(adv.device),
