@@ -86,6 +86,23 @@ def test_fit_refuses_existing_run_and_bad_options(run_dir, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+
+def test_fit_under_torchrun_with_several_processes_is_refused(run_dir, tmp_path, capsys, monkeypatch):
+    # What torchrun --nproc_per_node=2 sets: every rank would otherwise fit alone and write the same folder.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r")], capsys, "one process")
+    assert list(tmp_path.iterdir()) == []
+    from gankit.errors import UserError
+    from gankit.tasks.tabular import TabularGAN
+
+    with pytest.raises(UserError, match="torchrun started 2"):
+        TabularGAN(epochs=1).fit(pd.read_csv(run_dir / "train.csv"))
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: allowed
+    monkeypatch.setenv("RANK", "0")
+    assert main(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--epochs", "1",
+                 "--batch-size", "30", "--threads", "1"]) == 0
+
 def test_fit_set_reaches_the_model(run_dir, tmp_path):
     assert main(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--epochs", "1",
                  "--batch-size", "30", "--threads", "1", "--set", "reuse_fake=true", "--set", "g_dims=[16, 8]",

@@ -97,8 +97,9 @@ def fit(args: argparse.Namespace) -> int:
     from gankit.config import apply_overrides
     from gankit.data.tables import read_csv
     from gankit.errors import UserError
-    from gankit.tasks.tabular import TabularConfig, TabularGAN
+    from gankit.tasks.tabular import TabularConfig, TabularGAN, check_one_process
 
+    check_one_process()  # before anything is written
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty; choose another --out")

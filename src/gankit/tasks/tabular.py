@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit import checkpoint as ckpt
-from gankit import losses
+from gankit import distributed, losses
 from gankit.config import LogConfig, OptimConfig, TrainConfig
 from gankit.data.table_sampler import ConditionalBatches
 from gankit.data.table_transform import TableTransformer
@@ -41,6 +41,16 @@ from gankit.nets.tabular import PackedCritic, TabularGenerator
 
 FORMAT = "gankit-tabular"
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
+
+
+
+def check_one_process() -> None:
+    """Tables train in one process. Under ``torchrun`` with several processes every rank would fit its own
+    model with nothing synchronised and all of them would write the same run folder, so refuse clearly."""
+    world = distributed.world()
+    if world.active:
+        raise UserError(f"the tabular GAN trains in one process, but torchrun started {world.size}; run "
+                        "`gankit tabular fit` without torchrun (--threads sets the CPU threads)")
 
 
 @dataclass
@@ -236,6 +246,7 @@ class TabularGAN:
         engine's logs and checkpoint (a temporary folder otherwise)."""
         cfg = self.config
         t0 = time.time()
+        check_one_process()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
