@@ -243,6 +243,28 @@ def test_conditional_sampling_yields_requested_values(fitted):
         gan.sample(5, conditions={"nope": 1})
 
 
+def test_sampling_generates_few_rows_beyond_those_asked_for(fitted, monkeypatch):
+    gan, _ = fitted
+    drawn = []
+    generate = gan._generate
+
+    def spy(keep_every):  # a generator that honours its conditional vector in 1 row of every `keep_every`
+        def wrapped(cond, col, cat):
+            drawn.append(cond.shape[0])
+            df, ok = generate(cond, col, cat)
+            return df, np.arange(len(ok)) % keep_every == 0
+        return wrapped
+
+    monkeypatch.setattr(gan, "_generate", spy(1))
+    assert len(gan.sample(2000, seed=0, constraints=[])) == 2000  # (no rejection but the spy's)
+    assert drawn == [2264]  # 10 % to spare (and 64 rows); it was 2x before
+    drawn.clear()
+    monkeypatch.setattr(gan, "_generate", spy(4))
+    assert len(gan.sample(2000, seed=0, constraints=[])) == 2000  # (no rejection but the spy's)
+    # the first round keeps a quarter; the second asks for the rest at that rate, with the same margin
+    assert len(drawn) == 2 and drawn[1] == int((2000 - 566) / (566 / 2264) * 1.1) + 64, drawn
+
+
 def test_save_load_gives_identical_samples(fitted, tmp_path):
     gan, _ = fitted
     gan.save(tmp_path / "m")
@@ -458,6 +480,16 @@ def test_gumbel_softmax_groups_and_uniform_dropout():
     freq = hard[:, 1:4].mean(0)
     expect = torch.softmax(raw[:, 1:4], dim=1).mean(0)
     assert torch.allclose(freq, expect, atol=0.03), (freq, expect)
+    # Without gradients the hard path is Gumbel-max (no softmax); with them it is straight-through. Same noise,
+    # same one-hots, and only the second passes gradients to the logits.
+    torch.manual_seed(1)
+    fast = layout.activate(raw, tau=0.2, hard=True)
+    torch.manual_seed(1)
+    leaf = raw.clone().requires_grad_()
+    through = layout.activate(leaf, tau=0.2, hard=True)
+    assert torch.allclose(fast, through.detach(), atol=1e-6) and not fast.requires_grad
+    (through * torch.rand(through.shape)).sum().backward()
+    assert leaf.grad[:, 1:4].abs().sum() > 0
     for p in (0.5, 0.2):  # 0.5 takes its masks from random bits, other rates from uniform draws
         drop = UniformDropout(p)
         x = torch.ones(300, 310)

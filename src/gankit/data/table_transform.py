@@ -288,13 +288,16 @@ class TableTransformer:
 
 def _discrete_series(c: dict[str, Any], idx: np.ndarray) -> pd.Series:
     cats = c["categories"]
-    values = [cats[i] for i in idx]
-    has_missing = any(v is None for v in values)
+    # None (missing) is always the last category; indexing arrays keeps this per column, not per value
+    has_missing = cats[-1] is None and bool((idx == len(cats) - 1).any())
     if c["dtype"] == "bool" and not has_missing:
-        return pd.Series(values, dtype=bool)
+        return pd.Series(np.array(cats, dtype=bool)[idx])
     if c["dtype"] == "number" and not has_missing:
-        return pd.Series(values)
-    return pd.Series([np.nan if v is None else v for v in values], dtype=object)
+        present = cats[:-1] if cats[-1] is None else cats
+        return pd.Series(np.array(present)[idx])
+    table = np.empty(len(cats), dtype=object)
+    table[:] = [np.nan if v is None else v for v in cats]
+    return pd.Series(table[idx], dtype=object)
 
 
 def _numeric_series(c: dict[str, Any], x: np.ndarray, miss: np.ndarray) -> pd.Series:

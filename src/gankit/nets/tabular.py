@@ -68,14 +68,21 @@ class SpanLayout(nn.Module):
         # sampler (what F.gumbel_softmax uses) costs about three times as much, once per group.
         u = torch.rand(self.n_soft, raw.shape[0], device=raw.device, dtype=raw.dtype)
         gumbel, at = -torch.log(-torch.log(u.clamp_(min=torch.finfo(raw.dtype).tiny))), 0
+        straight_through = hard and torch.is_grad_enabled() and raw.requires_grad
         for w, idx in self.groups():
             k = idx.shape[1]
-            logits = cols.index_select(0, idx.flatten()) + gumbel[at : at + w * k]
+            logits = (cols.index_select(0, idx.flatten()) + gumbel[at : at + w * k]).view(w, k, raw.shape[0])
             at += w * k
-            y = torch.softmax(logits.view(w, k, raw.shape[0]) / tau, dim=0)
-            if hard:
-                one_hot = torch.zeros_like(y).scatter_(0, y.argmax(dim=0, keepdim=True), 1.0)
-                y = one_hot - y.detach() + y
+            if hard and not straight_through:
+                # Sampling without gradients: the Gumbel-max trick, the one-hot of the noisy logits' argmax
+                # (the softmax's argmax too), without the softmax. max's indices, not argmax: on a CPU argmax
+                # over a leading dimension is some 20x slower.
+                y = torch.zeros_like(logits).scatter_(0, logits.max(dim=0, keepdim=True).indices, 1.0)
+            else:
+                y = torch.softmax(logits / tau, dim=0)
+                if hard:
+                    one_hot = torch.zeros_like(y).scatter_(0, y.max(dim=0, keepdim=True).indices, 1.0)
+                    y = one_hot - y.detach() + y
             parts.append(y.flatten(0, 1))
         return torch.cat(parts).index_select(0, self.inverse).t()
 

@@ -303,8 +303,10 @@ class TabularGAN:
         vector asked for (a generator that ignores its condition would skew that column's frequencies)."""
         device = next(self.G.parameters()).device
         outs = []
-        for i in range(0, cond.shape[0], 4096):
-            c = cond[i : i + 4096].to(device)
+        # On a CPU 1024 rows a pass keep the generator's activations in cache (4096 took a quarter longer)
+        chunk = 1024 if device.type == "cpu" else 16384
+        for i in range(0, cond.shape[0], chunk):
+            c = cond[i : i + chunk].to(device)
             z = torch.randn(c.shape[0], self.G.z_dim, device=device)
             x, _ = self.G(z, c, hard=True)
             outs.append(x.cpu())
@@ -361,12 +363,17 @@ class TabularGAN:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.G.eval()
-        kept, have = [], 0
+        kept, have, drawn = [], 0, 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(max_tries):
-                chunk = max(2 * (n - have), 256)
+                # Rows are drawn in proportion to the share kept so far (all of them, at first), with 10 %
+                # to spare: generating and decoding rows is the cost, and most rows are kept.
+                rate = max(have / drawn, 0.02) if drawn else 1.0
+                need = n - have
+                chunk = min(max(int(need / rate * 1.1) + 64, 256), max(2 * need, 1 << 20))
+                drawn += chunk
                 df, ok = self._generate(*self._conds(chunk, gen, fixed))
                 if constraints:
                     ok &= constraint_mask(df, constraints)
