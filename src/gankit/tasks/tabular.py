@@ -43,7 +43,6 @@ FORMAT = "gankit-tabular"
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 
 
-
 def check_one_process() -> None:
     """Tables train in one process. Under ``torchrun`` with several processes every rank would fit its own
     model with nothing synchronised and all of them would write the same run folder, so refuse clearly."""
@@ -303,7 +302,7 @@ class TabularGAN:
         vector asked for (a generator that ignores its condition would skew that column's frequencies)."""
         device = next(self.G.parameters()).device
         outs = []
-        # On a CPU 1024 rows a pass keep the generator's activations in cache (4096 took a quarter longer)
+        # On a CPU, passes of 1024 rows keep the generator's activations in cache (4096 took up to a quarter longer)
         chunk = 1024 if device.type == "cpu" else 16384
         for i in range(0, cond.shape[0], chunk):
             c = cond[i : i + chunk].to(device)
