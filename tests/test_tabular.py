@@ -249,9 +249,9 @@ def test_sampling_generates_few_rows_beyond_those_asked_for(fitted, monkeypatch)
     generate = gan._generate
 
     def spy(keep_every):  # a generator that honours its conditional vector in 1 row of every `keep_every`
-        def wrapped(cond, col, cat):
+        def wrapped(cond, col, cat, **kw):
             drawn.append(cond.shape[0])
-            df, ok = generate(cond, col, cat)
+            df, ok = generate(cond, col, cat, **kw)
             return df, np.arange(len(ok)) % keep_every == 0
         return wrapped
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,23 @@ def test_sample_with_condition(run_dir):
                  "--condition", "kind=b", "--seed", "3"]) == 0
     df = pd.read_csv(out)
     assert len(df) == 25 and (df["kind"] == "b").all() and list(df.columns) == ["size", "kind", "ok"]
+
+
+def test_sample_write_is_atomic_and_progress_changes_no_rows(run_dir, monkeypatch):
+    from gankit.tasks.tabular import TabularGAN
+
+    gan = TabularGAN.load(run_dir / "run")
+    pd.testing.assert_frame_equal(gan.sample(300, seed=4, progress=True), gan.sample(300, seed=4))
+    out = run_dir / "keep.csv"
+    out.write_text("precious\n")
+
+    def torn(self, path, **kw):  # writes half a file, then the process "dies"
+        Path(path).write_text("size,ki")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", torn)
+    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "5", "--out", str(out)]) == 130  # interrupted
+    assert out.read_text() == "precious\n" and not list(run_dir.glob(".keep.csv.partial-*"))
 
 
 def test_report_json_and_html(run_dir, capsys):

@@ -137,8 +137,14 @@ def sample(args: argparse.Namespace) -> int:
 
     out = _out_file(args.out, (".csv", ".tsv"))
     gan = TabularGAN.load(args.run_dir)
-    df = gan.sample(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed)
-    df.to_csv(out, index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",")
+    df = gan.sample(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed, progress=True)
+    # Written beside the target and renamed: an interrupted write leaves an existing file as it was.
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        df.to_csv(tmp, index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {len(df)} rows to {out}")
     return 0
 

@@ -297,9 +297,10 @@ class TabularGAN:
 
     # -- sampling ----------------------------------------------------------------------------
     @torch.no_grad()
-    def _generate(self, cond: Tensor, col: Tensor, cat: Tensor) -> tuple[pd.DataFrame, np.ndarray]:
+    def _generate(self, cond: Tensor, col: Tensor, cat: Tensor, bar: Any = None) -> tuple[pd.DataFrame, np.ndarray]:
         """Decoded rows for these conditional vectors, and whether each row holds the category its
-        vector asked for (a generator that ignores its condition would skew that column's frequencies)."""
+        vector asked for (a generator that ignores its condition would skew that column's frequencies).
+        ``bar``: a progress bar advanced by the rows generated."""
         device = next(self.G.parameters()).device
         outs = []
         # On a CPU, passes of 1024 rows keep the generator's activations in cache (4096 took up to a quarter longer)
@@ -309,6 +310,8 @@ class TabularGAN:
             z = torch.randn(c.shape[0], self.G.z_dim, device=device)
             x, _ = self.G(z, c, hard=True)
             outs.append(x.cpu())
+            if bar is not None:
+                bar.update(c.shape[0])
         x = torch.cat(outs)
         starts = torch.tensor([s.start for s in self.transformer.discrete_spans()], dtype=torch.long)
         if len(starts):
@@ -338,11 +341,12 @@ class TabularGAN:
         return c, col, cat
 
     def sample(self, n: int, conditions: dict[str, Any] | None = None, seed: int | None = None,
-               constraints: list[str] | None = None, max_tries: int = 50) -> pd.DataFrame:
+               constraints: list[str] | None = None, max_tries: int = 50, progress: bool = False) -> pd.DataFrame:
         """``n`` synthetic rows. ``conditions={"col": value}`` fixes categorical/boolean columns (the
         first through the conditional vector, all by rejection); ``constraints`` (default: those of the
         config) are kept by rejection, and so are rows whose conditioned column disagrees with its
-        conditional vector. The same seed gives the same rows."""
+        conditional vector. The same seed gives the same rows. ``progress`` shows a bar of the rows generated
+        (on a terminal)."""
         self._check_fitted()
         if n <= 0:
             raise UserError(f"the number of rows must be positive, got {n}")
@@ -363,7 +367,11 @@ class TabularGAN:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.G.eval()
         kept, have, drawn = [], 0, 0
-        with torch.random.fork_rng(devices=[]):
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="sample", unit="row", unit_scale=True, leave=False, mininterval=0.5,
+                   disable=None if progress else True)  # None: shown on a terminal only
+        with bar, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(max_tries):
@@ -373,7 +381,8 @@ class TabularGAN:
                 need = n - have
                 chunk = min(max(int(need / rate * 1.1) + 64, 256), max(2 * need, 1 << 20))
                 drawn += chunk
-                df, ok = self._generate(*self._conds(chunk, gen, fixed))
+                bar.total = drawn
+                df, ok = self._generate(*self._conds(chunk, gen, fixed), bar=bar)
                 if constraints:
                     ok &= constraint_mask(df, constraints)
                 for col, value in wanted.items():
