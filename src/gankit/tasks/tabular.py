@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from gankit import checkpoint as ckpt
 from gankit import distributed, losses
@@ -367,8 +368,6 @@ class TabularGAN:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.G.eval()
         kept, have, drawn = [], 0, 0
-        from tqdm import tqdm
-
         bar = tqdm(total=0, desc="sample", unit="row", unit_scale=True, leave=False, mininterval=0.5,
                    disable=None if progress else True)  # None: shown on a terminal only
         with bar, torch.random.fork_rng(devices=[]):
