@@ -263,6 +263,11 @@ def test_sampling_generates_few_rows_beyond_those_asked_for(fitted, monkeypatch)
     assert len(gan.sample(2000, seed=0, constraints=[])) == 2000  # (no rejection but the spy's)
     # the first round keeps a quarter; the second asks for the rest at that rate, with the same margin
     assert len(drawn) == 2 and drawn[1] == int((2000 - 566) / (566 / 2264) * 1.1) + 64, drawn
+    drawn.clear()
+    # conditions that are never met fail after as many rows as before: 50 tries of max(2n, 256)
+    with pytest.raises(UserError, match="could draw only 0 of 40 rows .* in 12800 generated rows"):
+        gan.sample(40, seed=0, constraints=["count > 1e9"])
+    assert sum(drawn) == 12800, drawn
 
 
 def test_save_load_gives_identical_samples(fitted, tmp_path):

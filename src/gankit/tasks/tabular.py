@@ -368,6 +368,7 @@ class TabularGAN:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.G.eval()
         kept, have, drawn = [], 0, 0
+        budget = max_tries * max(2 * n, 256)
         bar = tqdm(total=0, desc="sample", unit="row", unit_scale=True, leave=False, mininterval=0.5,
                    disable=None if progress else True)  # None: shown on a terminal only
         with bar, torch.random.fork_rng(devices=[]):
@@ -378,7 +379,9 @@ class TabularGAN:
                 # to spare: generating and decoding rows is the cost, and most rows are kept.
                 rate = max(have / drawn, 0.02) if drawn else 1.0
                 need = n - have
-                chunk = min(max(int(need / rate * 1.1) + 64, 256), max(2 * need, 1 << 20))
+                chunk = min(max(int(need / rate * 1.1) + 64, 256), max(2 * need, 1 << 20), budget - drawn)
+                if chunk <= 0:  # conditions nearly never met: give up after as many rows as 2n a try would
+                    break
                 drawn += chunk
                 bar.total = drawn
                 df, ok = self._generate(*self._conds(chunk, gen, fixed), bar=bar)
@@ -393,7 +396,7 @@ class TabularGAN:
                     break
         if have < n:
             raise UserError(f"could draw only {have} of {n} rows meeting the conditions {conditions} and "
-                            f"constraints {constraints} in {max_tries} tries; they may be too rare")
+                            f"constraints {constraints} in {drawn} generated rows; they may be too rare")
         out = pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
         return out.astype({c: df[c].dtype for c in out.columns}, errors="ignore")
 
