@@ -270,6 +270,13 @@ def test_sampling_generates_few_rows_beyond_those_asked_for(fitted, monkeypatch)
     assert sum(drawn) == 12800, drawn
 
 
+def test_same_data_and_seed_give_the_same_model(fitted):
+    gan, df = fitted
+    again = TabularGAN(**SMALL, constraints=["amount <= limit"]).fit(df)
+    pd.testing.assert_frame_equal(again.sample(200, seed=5), gan.sample(200, seed=5))
+    other = TabularGAN(**{**SMALL, "seed": 1}, constraints=["amount <= limit"]).fit(df)
+    assert not other.sample(200, seed=5).equals(gan.sample(200, seed=5))
+
 def test_save_load_gives_identical_samples(fitted, tmp_path):
     gan, _ = fitted
     gan.save(tmp_path / "m")

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "folder RUN_DIR (model.json + model.safetensors, logs, checkpoint). Column types are "
                          "inferred and printed; override them with --discrete or --type. A failed or "
                          "interrupted fit leaves no RUN_DIR behind.")
-    f.add_argument("data", metavar="DATA.csv")
+    f.add_argument("data", metavar="DATA.csv", help="the table to learn: CSV or TSV with a header row")
     f.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create (must not hold a run)")
     f.add_argument("--epochs", type=int, default=300, help="passes over the data (default 300)")
     f.add_argument("--batch-size", type=int, default=500, help="rows per step, a multiple of 10 (default 500)")
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "continuous, integer, categorical, boolean or datetime (repeatable)")
     f.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="a rule every sampled row keeps, e.g. 'start <= end' or 'age >= 18' (repeatable)")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same data, seed and --threads give the same model")
     f.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's choice)")
     f.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     f.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
@@ -44,10 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = verbs.add_parser("sample", help="draw synthetic rows", description="Write N synthetic rows to a CSV. "
                          "--condition fixes a categorical or boolean column to a value.")
-    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `gankit tabular fit`")
     s.add_argument("--n", type=int, required=True, help="number of rows")
-    s.add_argument("--out", required=True, metavar="SYNTH.csv")
-    s.add_argument("--condition", action="append", default=[], metavar="COL=VALUE", help="repeatable")
+    s.add_argument("--out", required=True, metavar="SYNTH.csv", help="file to write (.csv or .tsv); replaced only when complete")
+    s.add_argument("--condition", action="append", default=[], metavar="COL=VALUE",
+                   help="every row has this value in this categorical or boolean column (repeatable)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same rows (default 0)")
     s.set_defaults(func=sample)
 
@@ -56,15 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "pair trends, overall), utility (models trained on synthetic vs real rows, scored on "
                          "--holdout, for each --target) and privacy (distance to closest record, exact copies). "
                          "Writes an HTML page with plots; --json also prints the figures.")
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `gankit tabular fit`")
     r.add_argument("--real", required=True, metavar="DATA.csv", help="the training table")
     r.add_argument("--holdout", metavar="HOLDOUT.csv", help="real rows the model never saw")
     r.add_argument("--target", action="append", default=[], metavar="COL",
                    help="column to predict for machine-learning efficacy (repeatable; needs --holdout)")
-    r.add_argument("--out", required=True, metavar="REPORT.html")
+    r.add_argument("--out", required=True, metavar="REPORT.html", help="the HTML report to write")
     r.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     r.add_argument("--n", type=int, default=0, help="synthetic rows (default: as many as --real)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed for sampling and the scoring models (default 0)")
     r.set_defaults(func=report)
 
 
