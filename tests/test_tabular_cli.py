@@ -59,6 +59,23 @@ def test_sample_write_is_atomic_and_progress_changes_no_rows(run_dir, monkeypatc
     assert out.read_text() == "precious\n" and not list(run_dir.glob(".keep.csv.partial-*"))
 
 
+def test_sample_on_a_full_disk_is_one_line_and_keeps_the_old_file(run_dir, monkeypatch, capsys):
+    import errno
+
+    out = run_dir / "keep2.csv"
+    out.write_text("precious\n")
+
+    def full(self, path, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    capsys.readouterr()
+    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "5", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err, err
+    assert out.read_text() == "precious\n" and not list(run_dir.glob(".keep2.csv.partial-*"))
+
+
 def test_report_json_and_html(run_dir, capsys):
     out = run_dir / "r.html"
     capsys.readouterr()

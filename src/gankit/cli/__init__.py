@@ -2,6 +2,7 @@
 
 A verb parses its arguments, calls the Python API and prints. Problems with the user's input are
 :class:`~gankit.errors.UserError`; they become one line on stderr and exit code 2, never a traceback.
+What the system refuses (a full disk, a folder without write permission) is one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -54,3 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print(f"gankit {args.command}: error: out of memory; lower the batch size or --n", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused (disk full, permissions): not the user's input, but no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"gankit {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
