@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,38 +41,67 @@ def test_sample_with_condition(run_dir):
     assert len(df) == 25 and (df["kind"] == "b").all() and list(df.columns) == ["size", "kind", "ok"]
 
 
-def test_sample_write_is_atomic_and_progress_changes_no_rows(run_dir, monkeypatch):
+def test_sample_progress_bar_on_a_terminal_changes_no_rows(run_dir, monkeypatch):
+    import io
+    import sys
+
     from gankit.tasks.tabular import TabularGAN
 
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     gan = TabularGAN.load(run_dir / "run")
-    pd.testing.assert_frame_equal(gan.sample(300, seed=4, progress=True), gan.sample(300, seed=4))
+    plain = gan.sample(3000, seed=4)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    pd.testing.assert_frame_equal(gan.sample(3000, seed=4, progress=True), plain)
+    assert "sample:" in sys.stderr.getvalue() and "row" in sys.stderr.getvalue()
+
+
+def test_sample_writes_atomically_through_symlinks_with_the_file_mode(run_dir, monkeypatch, capsys):
+    import errno
+    import os
+
+    run = str(run_dir / "run")
     out = run_dir / "keep.csv"
     out.write_text("precious\n")
 
-    def torn(self, path, **kw):  # writes half a file, then the process "dies"
-        Path(path).write_text("size,ki")
+    def dies(src, dst):  # the process "dies" between writing the temporary file and the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", torn)
-    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "5", "--out", str(out)]) == 130  # interrupted
-    assert out.read_text() == "precious\n" and not list(run_dir.glob(".keep.csv.partial-*"))
+    monkeypatch.setattr(os, "replace", dies)
+    assert main(["tabular", "sample", run, "--n", "5", "--out", str(out)]) == 130  # interrupted
+    assert out.read_text() == "precious\n" and sorted(p.name for p in run_dir.glob(".keep.csv*")) == []
+    monkeypatch.undo()
 
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-def test_sample_on_a_full_disk_is_one_line_and_keeps_the_old_file(run_dir, monkeypatch, capsys):
-    import errno
-
-    out = run_dir / "keep2.csv"
-    out.write_text("precious\n")
-
-    def full(self, path, **kw):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    monkeypatch.setattr(os, "fsync", full)
     capsys.readouterr()
-    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "5", "--out", str(out)]) == 1
+    assert main(["tabular", "sample", run, "--n", "5", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "No space left on device" in err, err
-    assert out.read_text() == "precious\n" and not list(run_dir.glob(".keep2.csv.partial-*"))
+    # one line, naming the file asked for (not the temporary one)
+    assert len(err.splitlines()) == 1 and err.endswith(f"No space left on device: {out}"), err
+    assert out.read_text() == "precious\n" and sorted(p.name for p in run_dir.glob(".keep.csv*")) == []
+    monkeypatch.undo()
+
+    target = run_dir / "target.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = run_dir / "link.csv"
+    link.symlink_to(target)
+    assert main(["tabular", "sample", run, "--n", "5", "--out", str(link)]) == 0
+    assert link.is_symlink() and target.read_text().startswith("size,kind,ok")
+    assert target.stat().st_mode & 0o777 == 0o640
+    fresh = run_dir / "fresh.csv"
+    assert main(["tabular", "sample", run, "--n", "5", "--out", str(fresh)]) == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0600
+    _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir)], capsys, "expected a .csv")
+    (run_dir / "dir.csv").mkdir()
+    _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "dir.csv")], capsys, "a folder")
 
 
 def test_report_json_and_html(run_dir, capsys):

@@ -34,18 +34,27 @@ MANIFEST = "manifest.json"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``: an interrupted write
+    leaves an existing file as it was. A symlink keeps pointing where it did (its target is replaced), and the
+    file gets the permissions it had, or those of a new file (umask), not mkstemp's owner-only 0600. An
+    error names ``path``, not the temporary file."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -53,6 +62,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         os.close(dir_fd)
 
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # (reading the umask means setting it; put back at once)
+    os.umask(mask)
+    return mask
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())

@@ -89,6 +89,8 @@ def _out_file(path: str, suffixes: tuple[str, ...]) -> Path:
         raise UserError(f"{out}: expected a {' or '.join(suffixes)} file")
     if not out.parent.exists():
         raise UserError(f"output folder does not exist: {out.parent}")
+    if out.is_dir():
+        raise UserError(f"{out}: a folder; give a file name")
     return out
 
 
@@ -134,18 +136,14 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
+    from gankit import checkpoint as ckpt
     from gankit.tasks.tabular import TabularGAN
 
     out = _out_file(args.out, (".csv", ".tsv"))
     gan = TabularGAN.load(args.run_dir)
     df = gan.sample(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed, progress=True)
-    # Written beside the target and renamed: an interrupted write leaves an existing file as it was.
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
-        df.to_csv(tmp, index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # (atomic: an interrupted write leaves an existing file as it was)
+    ckpt.atomic_write_bytes(out, df.to_csv(index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",").encode())
     print(f"wrote {len(df)} rows to {out}")
     return 0
 

@@ -294,7 +294,11 @@ def _discrete_series(c: dict[str, Any], idx: np.ndarray) -> pd.Series:
         return pd.Series(np.array(cats, dtype=bool)[idx])
     if c["dtype"] == "number" and not has_missing:
         present = cats[:-1] if cats[-1] is None else cats
-        return pd.Series(np.array(present)[idx])
+        values = np.array(present)
+        if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and any(
+                isinstance(v, int) and abs(v) > 2**53 for v in present)):
+            return pd.Series([present[i] for i in idx])  # integers a float64 would round: kept exact, as pandas does
+        return pd.Series(values[idx])
     table = np.empty(len(cats), dtype=object)
     table[:] = [np.nan if v is None else v for v in cats]
     return pd.Series(table[idx], dtype=object)

@@ -375,8 +375,8 @@ class TabularGAN:
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(max_tries):
-                # Rows are drawn in proportion to the share kept so far (all of them, at first), with 10 %
-                # to spare: generating and decoding rows is the cost, and most rows are kept.
+                # The rows still needed divided by the share kept so far (all rows, at first), with 10 % to
+                # spare: generating and decoding rows is the cost, and most rows are kept.
                 rate = max(have / drawn, 0.02) if drawn else 1.0
                 need = n - have
                 chunk = min(max(int(need / rate * 1.1) + 64, 256), max(2 * need, 1 << 20), budget - drawn)
