@@ -63,11 +63,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-
 def _umask() -> int:
     mask = os.umask(0o022)  # (reading the umask means setting it; put back at once)
     os.umask(mask)
     return mask
+
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
