@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -478,10 +480,15 @@ def test_gumbel_softmax_groups_and_uniform_dropout():
 
     spans = [(0, 1, "tanh"), (1, 3, "softmax"), (4, 2, "softmax"), (6, 1, "tanh"), (7, 3, "softmax")]
     layout = SpanLayout(spans, 10)
+    # grouped rows: the tanh scalars, then the 2-wide group, then the two 3-wide ones laid out (category, group)
+    assert layout.order.tolist() == [0, 6, 4, 5, 1, 7, 2, 8, 3, 9]
     torch.manual_seed(0)
     raw = torch.randn(4000, 10) * 2
-    soft = layout.activate(raw, tau=0.2, hard=False)
-    hard = layout.activate(raw, tau=0.2, hard=True)
+    def activate(r, **kw):
+        return layout.activate(r[:, layout.order].t(), tau=0.2, **kw)
+
+    soft = activate(raw, hard=False)
+    hard = activate(raw, hard=True)
     for s, w, act in spans:
         if act == "tanh":
             assert torch.equal(soft[:, s], torch.tanh(raw[:, s]))
@@ -495,15 +502,15 @@ def test_gumbel_softmax_groups_and_uniform_dropout():
     # Without gradients the hard path is Gumbel-max (no softmax); with them it is straight-through. Same noise,
     # same one-hots, and only the second passes gradients to the logits.
     torch.manual_seed(1)
-    fast = layout.activate(raw, tau=0.2, hard=True)
+    fast = activate(raw, hard=True)
     torch.manual_seed(1)
     leaf = raw.clone().requires_grad_()
-    through = layout.activate(leaf, tau=0.2, hard=True)
+    through = activate(leaf, hard=True)
     assert torch.allclose(fast, through.detach(), atol=1e-6) and not fast.requires_grad
     real_softmax = torch.softmax
     torch.softmax = None  # the sampling path must not need it
     try:
-        layout.activate(raw, tau=0.2, hard=True)
+        activate(raw, hard=True)
     finally:
         torch.softmax = real_softmax
     (through * torch.rand(through.shape)).sum().backward()
@@ -537,22 +544,60 @@ def test_generator_passes_per_step(monkeypatch, reuse, passes):
 
 @pytest.mark.parametrize("hidden", [[32, 16], [24], []])
 def test_generator_forward_is_the_residual_network(hidden):
-    """The generator computes out(body(x)) without its concatenations (x's share of every layer in one
-    product): the same outputs and the same weight gradients as the plain CTGAN network."""
+    """The generator computes CTGAN's plain network (``nn.Linear`` layers on the concatenated input, outputs
+    in encoded order) without its concatenations: loaded with the plain network's weights, it gives the same
+    outputs and the same weight gradients, and a version-1 model file's layout converts to it."""
     from gankit.nets.tabular import TabularGenerator
 
     spans = [(0, 1, "tanh"), (1, 3, "softmax"), (4, 2, "softmax"), (6, 1, "tanh"), (7, 3, "softmax")]
     torch.manual_seed(0)
     G = TabularGenerator(8, 5, spans, 10, hidden=hidden)
+    body, width = [], 13
+    for h in hidden:
+        body.append((torch.nn.Linear(width, h), torch.nn.BatchNorm1d(h)))
+        width += h
+    out = torch.nn.Linear(width, 10)
+    plain = {f"body.{k}.{name}.{p}": v for k, (fc, bn) in enumerate(body) for name, mod in (("fc", fc), ("bn", bn))
+             for p, v in mod.state_dict().items()}
+    plain.update({f"out.{p}": v for p, v in out.state_dict().items()})
+    G.load_state_dict(TabularGenerator.from_plain(plain, 8, 5, G.layout.order))
+
+    def reference(x):
+        for fc, bn in body:
+            x = torch.cat([torch.relu(bn(fc(x))), x], dim=1)
+        return out(x)
+
     z, c = torch.randn(40, 8), torch.eye(5)[torch.randint(5, (40,))]
     _, raw = G(z, c)
-    ref = G.out(G.body(torch.cat([z, c], dim=1)))
-    assert torch.allclose(raw, ref, atol=1e-5)
+    ref = reference(torch.cat([z, c], dim=1))
+    assert torch.allclose(raw[:, G.layout.position], ref, atol=1e-5)  # raw's columns in grouped order
     w = torch.randn_like(ref)
-    fast = torch.autograd.grad((raw * w).sum(), list(G.parameters()))
-    plain = torch.autograd.grad((ref * w).sum(), list(G.parameters()))
-    for a, b in zip(fast, plain):
-        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+    fast = torch.autograd.grad((raw[:, G.layout.position] * w).sum(), list(G.parameters()))
+    params = [p for fc, bn in body for p in (*fc.parameters(), *bn.parameters())] + list(out.parameters())
+    slow = dict(zip([f"body.{k}.{n}.{p}" for k in range(len(body)) for n in ("fc", "bn") for p in ("weight", "bias")]
+                    + ["out.weight", "out.bias"], torch.autograd.grad((ref * w).sum(), params)))
+    converted = TabularGenerator.from_plain(slow, 8, 5, G.layout.order)
+    for (name, _), grad in zip(G.named_parameters(), fast):
+        assert torch.allclose(grad, converted[name], atol=1e-4), (name, (grad - converted[name]).abs().max())
+
+
+def test_version_1_model_files_load_and_sample_as_before(tmp_path):
+    """A model saved by the version-1 code (plain layout, tests/data/tabular_v1, with the samples that code
+    drew) loads into the new layout and draws the same rows; a newer format is refused."""
+    folder = Path(__file__).parent / "data" / "tabular_v1"
+    model = TabularGAN.load(folder)
+    assert model.sample(40, seed=7).to_csv(index=False) == (folder / "samples_seed7.csv").read_text()
+    blue = model.sample(40, seed=7, conditions={"colour": "blue"})
+    assert blue.to_csv(index=False) == (folder / "samples_seed7_blue.csv").read_text()
+    model.save(tmp_path / "v2")
+    again = TabularGAN.load(tmp_path / "v2")
+    assert json.loads((tmp_path / "v2" / "model.json").read_text())["version"] == 2
+    assert again.sample(40, seed=7).to_csv(index=False) == (folder / "samples_seed7.csv").read_text()
+    shutil.copytree(folder, tmp_path / "future")
+    meta = json.loads((tmp_path / "future" / "model.json").read_text())
+    (tmp_path / "future" / "model.json").write_text(json.dumps({**meta, "version": 3}))
+    with pytest.raises(UserError, match="version 3 is newer"):
+        TabularGAN.load(tmp_path / "future")
 
 
 def test_a_table_without_discrete_columns_fits_and_samples():

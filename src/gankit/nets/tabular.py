@@ -17,20 +17,35 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class Residual(nn.Module):
-    """Linear -> BatchNorm -> ReLU, its output concatenated to its input (the CTGAN block)."""
+class BlockLinear(nn.Module):
+    """A linear layer on the concatenation ``[h, x]`` whose weight is kept as its two column blocks, ``w_h``
+    for ``h`` and ``w_x`` for ``x`` (initialised as ``nn.Linear(len(h) + len(x), out)``). Every layer of
+    CTGAN's residual generator sees ``x = (z, cond)``: kept apart, x's share needs no input gradient, and no
+    weight is sliced or concatenated in a step (BENCHMARKS.md, tables: what it saves)."""
 
-    def __init__(self, i: int, o: int):
+    def __init__(self, h: int, x: int, o: int):
         super().__init__()
-        self.fc, self.bn = nn.Linear(i, o), nn.BatchNorm1d(o)
+        full = nn.Linear(h + x, o)  # the usual initialisation, then split
+        self.w_h = nn.Parameter(full.weight.detach()[:, :h].clone()) if h else None
+        self.w_x = nn.Parameter(full.weight.detach()[:, h:].clone())
+        self.bias = nn.Parameter(full.bias.detach().clone())
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+    def forward(self, h: Tensor | None, x: Tensor) -> Tensor:
+        y = torch.addmm(self.bias, x, self.w_x.t())
+        return y if h is None else torch.addmm(y, h, self.w_h.t())
+
+    def forward_t(self, h: Tensor | None, x: Tensor) -> Tensor:
+        """The output transposed, (out, rows): a product whose last dimension is a few output columns runs
+        at half the speed of its transpose on a CPU, forward and backward."""
+        y = torch.addmm(self.bias.unsqueeze(1), self.w_x, x.t())
+        return y if h is None else torch.addmm(y, self.w_h, h.t())
 
 
 class SpanLayout(nn.Module):
-    """Index tensors that apply the output activations to all spans of one kind and width at once, so
-    a table with fifty columns costs a handful of tensor operations rather than fifty."""
+    """Where each encoded column sits among the generator's raw outputs, which come *grouped*: first the
+    tanh scalars, then for each one-hot width w its groups laid out (category, group). Each activation
+    then works on one contiguous block of rows, so a table with fifty columns costs a handful of tensor
+    operations rather than fifty, with no gathers."""
 
     def __init__(self, spans: Sequence[tuple[int, int, str]], dim: int):
         super().__init__()
@@ -40,38 +55,33 @@ class SpanLayout(nn.Module):
             if a == "softmax":
                 groups[w].append(s)
         self.widths = sorted(groups)
-        self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
-        order = list(tanh)
-        for w in self.widths:
-            # Laid out (category, group), so that activate() can take each group's softmax over a leading
-            # dimension.
-            idx = torch.tensor([[s + j for s in groups[w]] for j in range(w)], dtype=torch.long)
-            self.register_buffer(f"soft_{w}", idx, persistent=False)
-            order += idx.flatten().tolist()
+        self.counts = [len(groups[w]) for w in self.widths]  # groups of each width
+        order = list(tanh) + [s + j for w in self.widths for j in range(w) for s in groups[w]]
         if sorted(order) != list(range(dim)):
             raise ValueError("spans must tile the encoded vector exactly")
-        self.register_buffer("inverse", torch.argsort(torch.tensor(order)), persistent=False)
-        self.n_soft = dim - len(tanh)  # positions that get Gumbel noise
+        # grouped row i holds encoded column order[i]; encoded column j is grouped row position[j]
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.register_buffer("position", torch.argsort(self.order), persistent=False)
+        self.n_tanh = len(tanh)
 
-    def groups(self) -> list[tuple[int, Tensor]]:
-        return [(w, getattr(self, f"soft_{w}")) for w in self.widths]
-
-    def activate(self, raw: Tensor, tau: float, hard: bool) -> Tensor:
+    def activate(self, raw_t: Tensor, tau: float, hard: bool) -> Tensor:
         """tanh on scalars, Gumbel-softmax (Jang et al., 2017) on one-hot groups; ``hard`` gives exact
-        one-hots (a sample from each group's softmax, gradients straight through) for generation."""
-        # Worked on as (column, row): the generator computes its output transposed, so these row gathers
-        # and reductions over a leading dimension read contiguous memory (index_select on rows is several
-        # times faster than gathering columns).
-        cols = raw.t()
-        parts = [torch.tanh(cols.index_select(0, self.tanh_idx))]
+        one-hots (a sample from each group's softmax, gradients straight through) for generation.
+        ``raw_t``: the raw outputs as (grouped row, batch row); returns (batch row, encoded column)."""
+        # Worked on as (column, row): reductions over a leading dimension read contiguous memory (a CPU
+        # softmax over a last dimension of 4-6 categories took four times as long).
+        n, t = raw_t.shape[1], self.n_tanh
+        parts = [torch.tanh(raw_t[:t])]
         # One uniform draw for every group's Gumbel noise, -log(-log u): on CPU PyTorch's exponential
         # sampler (what F.gumbel_softmax uses) costs about three times as much, once per group.
-        u = torch.rand(self.n_soft, raw.shape[0], device=raw.device, dtype=raw.dtype)
-        gumbel, at = -torch.log(-torch.log(u.clamp_(min=torch.finfo(raw.dtype).tiny))), 0
-        straight_through = hard and torch.is_grad_enabled() and raw.requires_grad
-        for w, idx in self.groups():
-            k = idx.shape[1]
-            logits = (cols.index_select(0, idx.flatten()) + gumbel[at : at + w * k]).view(w, k, raw.shape[0])
+        u = torch.rand(raw_t.shape[0] - t, n, device=raw_t.device, dtype=raw_t.dtype)
+        noisy = raw_t[t:] + u.clamp_(min=torch.finfo(raw_t.dtype).tiny).log_().neg_().log_().neg_()
+        straight_through = hard and torch.is_grad_enabled() and raw_t.requires_grad
+        if not hard or straight_through:
+            noisy = noisy / tau
+        at = 0
+        for w, k in zip(self.widths, self.counts):
+            logits = noisy[at : at + w * k].view(w, k, n)
             at += w * k
             if hard and not straight_through:
                 # Sampling without gradients: the Gumbel-max trick, the one-hot of the noisy logits' argmax
@@ -79,59 +89,70 @@ class SpanLayout(nn.Module):
                 # over a leading dimension is some 20x slower.
                 y = torch.zeros_like(logits).scatter_(0, logits.max(dim=0, keepdim=True).indices, 1.0)
             else:
-                y = torch.softmax(logits / tau, dim=0)
+                y = torch.softmax(logits, dim=0)
                 if hard:
                     one_hot = torch.zeros_like(y).scatter_(0, y.max(dim=0, keepdim=True).indices, 1.0)
                     y = one_hot - y.detach() + y
             parts.append(y.flatten(0, 1))
-        return torch.cat(parts).index_select(0, self.inverse).t()
+        return torch.cat(parts).index_select(0, self.position).t()
 
 
 class TabularGenerator(nn.Module):
-    """z and the conditional vector -> one encoded row; ``forward`` returns (activated, raw logits)."""
+    """z and the conditional vector -> one encoded row (Xu et al., 2019): residual blocks
+    ``h_k = relu(bn(W_k [h_{k-1}, ..., h_1, x] + b_k))`` with ``x = (z, cond)``, then a linear layer on
+    ``[h_K, ..., h_1, x]``, computed without the concatenations of x (:class:`BlockLinear`). ``forward``
+    returns (activated rows in encoded order, raw logits with columns in ``layout.order``)."""
 
     def __init__(self, z_dim: int, cond_dim: int, spans: Sequence[tuple[int, int, str]], data_dim: int,
                  hidden: Sequence[int] = (256, 256), tau: float = 0.2):
         super().__init__()
         self.z_dim, self.cond_dim, self.tau = z_dim, cond_dim, tau
-        blocks, width = [], z_dim + cond_dim
+        d, width, blocks = z_dim + cond_dim, 0, []
         for h in hidden:
-            blocks.append(Residual(width, h))
+            block = nn.Module()
+            block.fc, block.bn = BlockLinear(width, d, h), nn.BatchNorm1d(h)
+            blocks.append(block)
             width += h
-        self.body = nn.Sequential(*blocks)
-        self.out = nn.Linear(width, data_dim)
+        self.body = nn.ModuleList(blocks)
+        self.out = BlockLinear(width, d, data_dim)
         self.layout = SpanLayout(spans, data_dim)
+        with torch.no_grad():  # the output layer's rows in grouped order (see SpanLayout)
+            for p in (self.out.w_h, self.out.w_x, self.out.bias):
+                if p is not None:
+                    p.copy_(p[self.layout.order])
 
     def forward(self, z: Tensor, cond: Tensor, hard: bool = False) -> tuple[Tensor, Tensor]:
         x = torch.cat([z, cond], dim=1)
-        # The same function as ``out(body(x))``, computed without the concatenations: every layer sees x
-        # (the last columns of its input), so one product gives x's share of all layers, and the backward
-        # pass computes no input gradient for x, which needs none (BENCHMARKS.md, tables: what it saves).
-        layers = [block.fc for block in self.body] + [self.out]
-        d = x.shape[1]
-        shares = F.linear(x, torch.cat([lin.weight[:, -d:] for lin in layers]), torch.cat([lin.bias for lin in layers]))
-        shares = shares.split([lin.out_features for lin in layers], dim=1)
         hidden: list[Tensor] = []  # newest first, the order the blocks concatenate in
-        for i, block in enumerate(self.body):
-            # (a column slice is copied: batch norm's backward is several times slower on a strided input)
-            pre = shares[i].contiguous() if not hidden else torch.addmm(shares[i], _cat(hidden), _own(block.fc, d).t())
-            hidden.insert(0, F.relu(block.bn(pre)))
-        if not hidden:
-            raw = shares[-1]
-        else:
-            # Computed transposed: a product whose last dimension is the few output columns runs at half the
-            # speed of its transpose on a CPU, forward and backward.
-            raw = torch.addmm(shares[-1].t(), _own(self.out, d), _cat(hidden).t()).t()
-        return self.layout.activate(raw, self.tau, hard), raw
+        for block in self.body:
+            pre = block.fc(_cat(hidden), x)
+            hidden.insert(0, F.relu(block.bn(pre), inplace=True))  # batch norm's backward needs no output
+        raw_t = self.out.forward_t(_cat(hidden), x)
+        return self.layout.activate(raw_t, self.tau, hard), raw_t.t()
+
+    @staticmethod
+    def from_plain(state: dict[str, Tensor], z_dim: int, cond_dim: int, order: Tensor) -> dict[str, Tensor]:
+        """A state dict of the plain network (``body.k.fc`` and ``out`` as ``nn.Linear`` on the concatenated
+        input, outputs in encoded order: gankit's model files of version 1) in this class's layout."""
+        d, new = z_dim + cond_dim, {}
+        for key, value in state.items():
+            layer, _, name = key.rpartition(".")
+            if name == "weight" and (layer == "out" or layer.endswith(".fc")):
+                if layer == "out":
+                    value = value[order]
+                if value.shape[1] > d:
+                    new[f"{layer}.w_h"] = value[:, :-d]
+                new[f"{layer}.w_x"] = value[:, -d:]
+            elif name == "bias" and (layer == "out" or layer.endswith(".fc")):
+                new[key] = value[order] if layer == "out" else value
+            else:
+                new[key] = value
+        return new
 
 
-def _own(lin: nn.Linear, d: int) -> Tensor:
-    """The weights of ``lin`` for the inputs other than the last ``d``, contiguous: the backward pass then
-    computes their gradient in the faster of its two layouts."""
-    return lin.weight[:, :-d].contiguous()
-
-
-def _cat(tensors: list[Tensor]) -> Tensor:
+def _cat(tensors: list[Tensor]) -> Tensor | None:
+    if not tensors:
+        return None
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
 
 

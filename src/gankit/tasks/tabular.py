@@ -41,6 +41,9 @@ from gankit.errors import UserError
 from gankit.nets.tabular import PackedCritic, TabularGenerator
 
 FORMAT = "gankit-tabular"
+# 2: the generator's layers keep their weights as (w_h, w_x) blocks and its output rows in grouped order
+# (gankit.nets.tabular); version 1 files are converted on loading.
+MODEL_VERSION = 2
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 
 
@@ -168,8 +171,11 @@ class TabularTask:
         # widest column with -1, which stands for a padding logit (-inf) that the loss appends: one gather
         # then gives each row the logits of the column its conditional vector chose.
         widest = max((w for _, w in discrete), default=0)
-        self.cond_index = torch.tensor([[start + k if k < w else -1 for k in range(widest)] for start, w in discrete],
-                                       dtype=torch.long).view(len(discrete), widest)
+        index = torch.tensor([[start + k if k < w else -1 for k in range(widest)] for start, w in discrete],
+                             dtype=torch.long).view(len(discrete), widest)
+        if G is not None:  # the generator's raw columns come in its layout's order, not the encoded one
+            index = torch.where(index < 0, -1, G.layout.position.cpu()[index.clamp(min=0)])
+        self.cond_index = index
         self._cond_cache: tuple[Any, Tensor] | None = None  # (device, output width) -> the index, resolved
 
     def generate(self, batch: Batch) -> dict[str, Tensor]:
@@ -410,7 +416,7 @@ class TabularGAN:
         if path.exists() and not path.is_dir():
             raise UserError(f"{path}: exists and is not a folder")
         weights = st_save({k: v.detach().contiguous().cpu() for k, v in self.G.state_dict().items()})
-        meta = {"format": FORMAT, "version": 1, "config": dataclasses.asdict(self.config), "types": self.types,
+        meta = {"format": FORMAT, "version": MODEL_VERSION, "config": dataclasses.asdict(self.config), "types": self.types,
                 "transformer": self.transformer.to_dict(), "category_probs": self._cat_probs,
                 "fit": self.fit_info, "weights_sha256": ckpt.sha256(weights)}
         ckpt.atomic_write_bytes(path / MODEL_WEIGHTS, weights)
@@ -439,6 +445,12 @@ class TabularGAN:
         self._cat_probs = meta["category_probs"]
         self.fit_info = meta.get("fit", {})
         self._build()
+        version = meta.get("version", 1)
+        if version > MODEL_VERSION:
+            raise UserError(f"{path / MODEL_JSON}: model format version {version} is newer than this gankit "
+                            f"reads ({MODEL_VERSION}); upgrade gankit")
+        if version == 1:  # the plain CTGAN layout (see TabularGenerator.from_plain)
+            tensors = TabularGenerator.from_plain(tensors, self.G.z_dim, self.G.cond_dim, self.G.layout.order)
         ckpt.load_module("G", self.G, {f"G.{k}": v for k, v in tensors.items()}, str(path))
         self.G = self.G.to(resolve_device(device)).eval()
         return self
