@@ -295,6 +295,20 @@ def test_save_load_gives_identical_samples(fitted, tmp_path):
         TabularGAN.load(tmp_path)
 
 
+def test_sample_chunks_pieces_conditions_and_errors(fitted):
+    gan, _ = fitted
+    pieces = list(gan.sample_chunks(130, seed=3, chunk_rows=50, conditions={"colour": "blue"}))
+    assert [len(p) for p in pieces] == [50, 50, 30] and all((p["colour"] == "blue").all() for p in pieces)
+    pd.testing.assert_frame_equal(pieces[0], gan.sample(50, seed=3, conditions={"colour": "blue"}))
+    again = list(gan.sample_chunks(130, seed=3, chunk_rows=50, conditions={"colour": "blue"}))
+    assert all(a.equals(b) for a, b in zip(pieces, again)) and not pieces[0].equals(pieces[1])
+    # arguments are checked when the call is made, not at the first piece
+    for kwargs, message in [({"n": 0}, "must be positive"), ({"n": 10, "chunk_rows": 0}, "chunk_rows"),
+                            ({"n": 10, "conditions": {"colour": "teal"}}, "teal")]:
+        with pytest.raises(UserError, match=message):
+            gan.sample_chunks(**kwargs)
+
+
 def test_config_and_constraint_errors():
     with pytest.raises(UserError, match="unknown tabular option 'epoch'"):
         TabularGAN(epoch=3)

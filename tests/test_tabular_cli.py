@@ -58,6 +58,39 @@ def test_sample_progress_bar_on_a_terminal_changes_no_rows(run_dir, monkeypatch)
     assert "sample:" in sys.stderr.getvalue() and "row" in sys.stderr.getvalue()
 
 
+def test_sample_writes_large_tables_in_pieces(run_dir, monkeypatch, capsys):
+    """`tabular sample` generates and writes CHUNK_ROWS rows at a time (one header, every row, no piece held
+    beyond its write): the file is TabularGAN.sample_chunks' pieces, its first piece sample()'s rows; a
+    failure in a later piece leaves an existing file as it was."""
+    import gankit.cli.tabular as cli
+    from gankit.tasks.tabular import TabularGAN
+
+    monkeypatch.setattr(cli, "CHUNK_ROWS", 40)
+    out = run_dir / "big.csv"
+    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "100", "--out", str(out), "--seed", "5"]) == 0
+    assert "wrote 100 rows" in capsys.readouterr().out
+    gan = TabularGAN.load(run_dir / "run")
+    pieces = list(gan.sample_chunks(100, seed=5, chunk_rows=40))
+    assert [len(p) for p in pieces] == [40, 40, 20]
+    pd.testing.assert_frame_equal(pieces[0], gan.sample(40, seed=5))
+    expect = pd.concat(pieces, ignore_index=True)
+    assert out.read_text() == expect.to_csv(index=False) and not pieces[1].equals(pieces[0])
+
+    drawn = []
+    original = TabularGAN._draw
+
+    def fails_on_the_third(self, *args, **kwargs):
+        drawn.append(1)
+        if len(drawn) == 3:
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TabularGAN, "_draw", fails_on_the_third)
+    before = out.read_text()
+    assert main(["tabular", "sample", str(run_dir / "run"), "--n", "100", "--out", str(out), "--seed", "6"]) == 1
+    assert out.read_text() == before and not list(run_dir.glob(".big.csv*"))
+
+
 def test_sample_writes_atomically_through_symlinks_with_the_file_mode(run_dir, monkeypatch, capsys):
     import errno
     import os

@@ -16,8 +16,10 @@ import re
 import struct
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from safetensors.torch import load as st_load
@@ -33,21 +35,23 @@ MANIFEST = "manifest.json"
 # atomic files
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``: an interrupted write
-    leaves an existing file as it was. A symlink keeps pointing where it did (its target is replaced), and the
-    file gets the permissions it had, or those of a new file (umask), not mkstemp's owner-only 0600. An
-    error names ``path``, not the temporary file."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb", **kw: Any) -> Iterator[IO[Any]]:
+    """A file to write ``path`` through: a temporary file in the same folder, fsynced and renamed over
+    ``path`` when the block ends, removed if it raises, so an interrupted write leaves an existing file as it
+    was. A symlink keeps pointing where it did (its target is replaced), and the file gets the permissions it
+    had, or those of a new file (umask), not mkstemp's owner-only 0600. An error names ``path``, not the
+    temporary file. ``mode``: "wb" or "w" (``kw`` goes to ``open``, e.g. ``newline=""``)."""
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
+    file_mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
+        with os.fdopen(fd, mode, **kw) as f:
+            os.fchmod(f.fileno(), file_mode)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -61,6 +65,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` written to ``path`` through :func:`atomic_open`."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def _umask() -> int:

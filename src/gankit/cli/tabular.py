@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+CHUNK_ROWS = 100_000  # rows `tabular sample` generates and writes at a time (memory stays flat for any --n)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tabular", help="synthetic tables: fit a CTGAN-class model to a CSV, sample, report",
@@ -43,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=fit)
 
     s = verbs.add_parser("sample", help="draw synthetic rows", description="Write N synthetic rows to a CSV. "
-                         "--condition fixes a categorical or boolean column to a value.")
+                         "--condition fixes a categorical or boolean column to a value. Rows are generated and "
+                         f"written {CHUNK_ROWS:,} at a time, so memory stays flat for any N; up to that many, "
+                         "they are the rows TabularGAN.sample(N, seed=SEED) returns.")
     s.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `gankit tabular fit`")
     s.add_argument("--n", type=int, required=True, help="number of rows")
     s.add_argument("--out", required=True, metavar="SYNTH.csv", help="file to write (.csv or .tsv); replaced only when complete")
@@ -141,10 +145,16 @@ def sample(args: argparse.Namespace) -> int:
 
     out = _out_file(args.out, (".csv", ".tsv"))
     gan = TabularGAN.load(args.run_dir)
-    df = gan.sample(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed, progress=True)
-    # (atomic: an interrupted write leaves an existing file as it was)
-    ckpt.atomic_write_bytes(out, df.to_csv(index=False, sep="\t" if out.suffix.lower() == ".tsv" else ",").encode())
-    print(f"wrote {len(df)} rows to {out}")
+    # Written piece by piece, so the rows never all sit in memory, and atomically: an interrupted or failed
+    # run leaves an existing file as it was.
+    pieces = gan.sample_chunks(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed,
+                               chunk_rows=CHUNK_ROWS, progress=True)
+    rows = 0
+    with ckpt.atomic_open(out, "w", newline="") as f:
+        for df in pieces:
+            df.to_csv(f, index=False, header=rows == 0, sep="\t" if out.suffix.lower() == ".tsv" else ",")
+            rows += len(df)
+    print(f"wrote {rows} rows to {out}")
     return 0
 
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,23 @@ class TabularTask:
         return F.cross_entropy(logits, cat, reduction="sum") / raw.shape[0]
 
 
+@dataclass
+class _Request:
+    """Checked sampling arguments."""
+
+    conditions: dict[str, Any]  # as the caller gave them (for messages)
+    wanted: dict[str, Any]  # column -> the category value rows must hold
+    fixed: tuple[int, int] | None  # (discrete column, category) set through the conditional vector
+    constraints: list[str]
+    seed: int
+
+
+def _sample_bar(progress: bool) -> tqdm:
+    """A bar of the rows generated, on a terminal only (``progress``); its total grows with each round."""
+    return tqdm(total=0, desc="sample", unit="row", unit_scale=True, leave=False, mininterval=0.5,
+                disable=None if progress else True)  # None: shown on a terminal only
+
+
 # ---------------------------------------------------------------------------------------------
 # the user-facing synthesizer
 
@@ -353,7 +371,32 @@ class TabularGAN:
         first through the conditional vector, all by rejection); ``constraints`` (default: those of the
         config) are kept by rejection, and so are rows whose conditioned column disagrees with its
         conditional vector. The same seed gives the same rows. ``progress`` shows a bar of the rows generated
-        (on a terminal)."""
+        (on a terminal). For more rows than memory holds, see :meth:`sample_chunks`."""
+        request = self._request(n, conditions, seed, constraints)
+        with _sample_bar(progress) as bar:
+            return self._draw(n, request, request.seed, max_tries, bar)
+
+    def sample_chunks(self, n: int, conditions: dict[str, Any] | None = None, seed: int | None = None,
+                      constraints: list[str] | None = None, chunk_rows: int = 100_000, max_tries: int = 50,
+                      progress: bool = False) -> Iterator[pd.DataFrame]:
+        """:meth:`sample`'s ``n`` rows as data frames of at most ``chunk_rows`` rows, so a caller can write a
+        table larger than memory piece by piece (``gankit tabular sample`` does). The first piece is drawn
+        with ``seed`` itself, piece j with a seed derived from (seed, j): up to ``chunk_rows`` rows are
+        :meth:`sample`'s rows, and the same arguments always give the same pieces. Arguments are checked
+        before the first piece."""
+        if chunk_rows < 1:
+            raise UserError(f"chunk_rows must be positive, got {chunk_rows}")
+        return self._chunks(n, self._request(n, conditions, seed, constraints), chunk_rows, max_tries, progress)
+
+    def _chunks(self, n: int, request: _Request, chunk_rows: int, max_tries: int,
+                progress: bool) -> Iterator[pd.DataFrame]:
+        with _sample_bar(progress) as bar:
+            for j, start in enumerate(range(0, n, chunk_rows)):
+                seed = request.seed if j == 0 else int(np.random.SeedSequence([request.seed, j]).generate_state(1)[0])
+                yield self._draw(min(chunk_rows, n - start), request, seed, max_tries, bar)
+
+    def _request(self, n: int, conditions: dict[str, Any] | None, seed: int | None,
+                 constraints: list[str] | None) -> _Request:
         self._check_fitted()
         if n <= 0:
             raise UserError(f"the number of rows must be positive, got {n}")
@@ -372,12 +415,15 @@ class TabularGAN:
             fixed = (j, self.transformer.category_index(first, conditions[first]))
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
+        return _Request(conditions, wanted, fixed, constraints, seed)
+
+    def _draw(self, n: int, request: _Request, seed: int, max_tries: int, bar: Any) -> pd.DataFrame:
+        """``n`` rows meeting the request's conditions and constraints, by rejection, from this seed."""
+        wanted, fixed, constraints = request.wanted, request.fixed, request.constraints
         self.G.eval()
         kept, have, drawn = [], 0, 0
         budget = max_tries * max(2 * n, 256)
-        bar = tqdm(total=0, desc="sample", unit="row", unit_scale=True, leave=False, mininterval=0.5,
-                   disable=None if progress else True)  # None: shown on a terminal only
-        with bar, torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(max_tries):
@@ -389,7 +435,7 @@ class TabularGAN:
                 if chunk <= 0:  # conditions nearly never met: give up after as many rows as 2n a try would
                     break
                 drawn += chunk
-                bar.total = drawn
+                bar.total += chunk
                 df, ok = self._generate(*self._conds(chunk, gen, fixed), bar=bar)
                 if constraints:
                     ok &= constraint_mask(df, constraints)
@@ -401,7 +447,7 @@ class TabularGAN:
                 if have >= n:
                     break
         if have < n:
-            raise UserError(f"could draw only {have} of {n} rows meeting the conditions {conditions} and "
+            raise UserError(f"could draw only {have} of {n} rows meeting the conditions {request.conditions} and "
                             f"constraints {constraints} in {drawn} generated rows; they may be too rare")
         out = pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
         return out.astype({c: df[c].dtype for c in out.columns}, errors="ignore")
