@@ -230,3 +230,24 @@ def test_nothing_in_gankit_unpickles():
             if forbidden.search(code) or ("torch.load(" in code and "weights_only=True" not in code):
                 problems.append(f"{path.relative_to(SRC)}:{i}: {line.strip()}")
     assert not problems, "unsafe deserialisation:\n" + "\n".join(problems)
+
+
+def test_atomic_open_names_the_target_only_for_its_own_errors(tmp_path):
+    """An error of the write itself (no file name of its own, e.g. a full disk) names the target, not the
+    temporary file; an error the caller raises inside the block about another file keeps its file name.
+    Either way the temporary file is gone and an existing target is untouched. Text is UTF-8."""
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+    with pytest.raises(OSError) as err, ckpt.atomic_open(out, "w") as f:
+        f.write("new")
+        raise OSError(28, "No space left on device")
+    assert err.value.filename == str(out)
+    with pytest.raises(OSError) as err, ckpt.atomic_open(out, "w") as f:
+        open(tmp_path / "missing.csv")  # noqa: SIM115 - the caller's own error
+    assert err.value.filename == str(tmp_path / "missing.csv")
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    with ckpt.atomic_open(out, "w") as f:
+        f.write("café")
+    assert out.read_bytes() == "café".encode()
+    with pytest.raises(ValueError, match="mode"), ckpt.atomic_open(out, "a"):
+        pass

@@ -302,6 +302,8 @@ def test_sample_chunks_pieces_conditions_and_errors(fitted):
     pd.testing.assert_frame_equal(pieces[0], gan.sample(50, seed=3, conditions={"colour": "blue"}))
     again = list(gan.sample_chunks(130, seed=3, chunk_rows=50, conditions={"colour": "blue"}))
     assert all(a.equals(b) for a, b in zip(pieces, again)) and not pieces[0].equals(pieces[1])
+    negative = [len(p) for p in gan.sample_chunks(120, seed=-1, chunk_rows=50)]  # any seed sample() takes
+    assert negative == [50, 50, 20]
     # arguments are checked when the call is made, not at the first piece
     for kwargs, message in [({"n": 0}, "must be positive"), ({"n": 10, "chunk_rows": 0}, "chunk_rows"),
                             ({"n": 10, "conditions": {"colour": "teal"}}, "teal")]:
@@ -489,6 +491,26 @@ def test_conditional_loss_is_ctgans_masked_sum():
     assert g1[:, [0, 6]].abs().sum() == 0  # positions of no discrete column get no gradient
 
 
+def test_conditional_loss_reads_the_generators_grouped_columns():
+    """With a generator, the task finds each discrete column's logits where the generator's layout puts
+    them (grouped by width, not in encoded order): the loss is the encoded-order reference's."""
+    from gankit.nets.tabular import TabularGenerator
+    from gankit.tasks.tabular import TabularTask
+
+    spans = [(0, 3, "softmax"), (3, 1, "tanh"), (4, 2, "softmax"), (6, 3, "softmax"), (9, 4, "softmax")]
+    discrete = [(0, 3), (4, 2), (6, 3), (9, 4)]
+    G = TabularGenerator(4, 12, spans, 13, hidden=[8])
+    assert G.layout.order.tolist() != list(range(13))  # the layout does reorder these columns
+    task = TabularTask(G, None, discrete, gp=10.0)
+    torch.manual_seed(0)
+    encoded = torch.randn(64, 13, requires_grad=True)
+    raw = encoded[:, G.layout.order]  # what the generator would return for these logits
+    col = torch.randint(len(discrete), (64,))
+    cat = torch.tensor([int(torch.randint(discrete[j][1], ())) for j in col])
+    ref = TabularTask(None, None, discrete, gp=10.0).cond_loss(encoded, col, cat)
+    assert task.cond_loss(raw, col, cat).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
 def test_gumbel_softmax_groups_and_uniform_dropout():
     from gankit.nets.tabular import SpanLayout, UniformDropout
 
@@ -597,7 +619,8 @@ def test_generator_forward_is_the_residual_network(hidden):
 
 def test_version_1_model_files_load_and_sample_as_before(tmp_path):
     """A model saved by the version-1 code (plain layout, tests/data/tabular_v1, with the samples that code
-    drew) loads into the new layout and draws the same rows; a newer format is refused."""
+    drew) loads into the new layout and draws the same rows (exactly, since these numbers are rounded to two
+    decimals; unrounded ones could differ by float rounding); a newer or malformed format version is refused."""
     folder = Path(__file__).parent / "data" / "tabular_v1"
     model = TabularGAN.load(folder)
     assert model.sample(40, seed=7).to_csv(index=False) == (folder / "samples_seed7.csv").read_text()
@@ -609,8 +632,13 @@ def test_version_1_model_files_load_and_sample_as_before(tmp_path):
     assert again.sample(40, seed=7).to_csv(index=False) == (folder / "samples_seed7.csv").read_text()
     shutil.copytree(folder, tmp_path / "future")
     meta = json.loads((tmp_path / "future" / "model.json").read_text())
-    (tmp_path / "future" / "model.json").write_text(json.dumps({**meta, "version": 3}))
+    # checked before anything else in the file is read: a newer file may have settings this version lacks
+    future = {**meta, "version": 3, "config": {**meta["config"], "a_later_option": 1}}
+    (tmp_path / "future" / "model.json").write_text(json.dumps(future))
     with pytest.raises(UserError, match="version 3 is newer"):
+        TabularGAN.load(tmp_path / "future")
+    (tmp_path / "future" / "model.json").write_text(json.dumps({**meta, "version": "2"}))
+    with pytest.raises(UserError, match="bad model format version '2'"):
         TabularGAN.load(tmp_path / "future")
 
 

@@ -91,6 +91,26 @@ def test_sample_writes_large_tables_in_pieces(run_dir, monkeypatch, capsys):
     assert out.read_text() == before and not list(run_dir.glob(".big.csv*"))
 
 
+def test_sample_pieces_keep_one_datetime_format(tmp_path, monkeypatch):
+    """pandas writes a datetime column as bare dates when every value in a frame is midnight; written piece by
+    piece, a column with times keeps its times in every piece."""
+    import gankit.cli.tabular as cli
+    from gankit.tasks.tabular import TabularGAN
+
+    rng = np.random.default_rng(0)
+    stamps = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 10**7, 60), unit="s")
+    pd.DataFrame({"at": stamps, "kind": rng.choice(["a", "b"], 60)}).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["tabular", "fit", str(tmp_path / "t.csv"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--batch-size", "30", "--threads", "1"]) == 0
+    pieces = [pd.DataFrame({"at": pd.to_datetime(["2021-03-04 05:06:07"]), "kind": ["a"]}),
+              pd.DataFrame({"at": pd.to_datetime(["2021-03-05 00:00:00", None]), "kind": ["b", "a"]})]
+    monkeypatch.setattr(TabularGAN, "sample_chunks", lambda self, *a, **k: (p.copy() for p in pieces))
+    monkeypatch.setattr(cli, "CHUNK_ROWS", 1)
+    out = tmp_path / "s.csv"
+    assert main(["tabular", "sample", str(tmp_path / "run"), "--n", "3", "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == ["at,kind", "2021-03-04 05:06:07,a", "2021-03-05 00:00:00,b", ",a"]
+
+
 def test_sample_writes_atomically_through_symlinks_with_the_file_mode(run_dir, monkeypatch, capsys):
     import errno
     import os

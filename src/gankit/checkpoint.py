@@ -40,8 +40,13 @@ def atomic_open(path: Path, mode: str = "wb", **kw: Any) -> Iterator[IO[Any]]:
     """A file to write ``path`` through: a temporary file in the same folder, fsynced and renamed over
     ``path`` when the block ends, removed if it raises, so an interrupted write leaves an existing file as it
     was. A symlink keeps pointing where it did (its target is replaced), and the file gets the permissions it
-    had, or those of a new file (umask), not mkstemp's owner-only 0600. An error names ``path``, not the
-    temporary file. ``mode``: "wb" or "w" (``kw`` goes to ``open``, e.g. ``newline=""``)."""
+    had, or those of a new file (umask), not mkstemp's owner-only 0600. An OS error without a file name of
+    its own (a full disk) names ``path``, not the temporary file. ``mode``: "wb", or "w" (UTF-8 unless
+    ``encoding`` says otherwise; ``kw`` goes to ``open``, e.g. ``newline=""``)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a whole file: mode 'w' or 'wb', not {mode!r}")
+    if mode == "w":
+        kw.setdefault("encoding", "utf-8")
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()
@@ -49,7 +54,12 @@ def atomic_open(path: Path, mode: str = "wb", **kw: Any) -> Iterator[IO[Any]]:
     file_mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **kw) as f:
+        try:
+            f = os.fdopen(fd, mode, **kw)
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             os.fchmod(f.fileno(), file_mode)
             yield f
             f.flush()
@@ -57,7 +67,7 @@ def atomic_open(path: Path, mode: str = "wb", **kw: Any) -> Iterator[IO[Any]]:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 CHUNK_ROWS = 100_000  # rows `tabular sample` generates and writes at a time (memory stays flat for any --n)
@@ -149,11 +150,17 @@ def sample(args: argparse.Namespace) -> int:
     # run leaves an existing file as it was.
     pieces = gan.sample_chunks(args.n, conditions=_pairs(args.condition, "--condition"), seed=args.seed,
                                chunk_rows=CHUNK_ROWS, progress=True)
+    # pandas writes a datetime column as dates alone when every value in the frame is midnight: the format
+    # must not change from one piece to the next
+    stamps = [c for c, kind in gan.types.items() if kind == "datetime" and not gan.transformer.column(c).get("date_only")]
     rows = 0
-    with ckpt.atomic_open(out, "w", newline="") as f:
+    with closing(pieces), ckpt.atomic_open(out, "w", newline="", encoding="utf-8") as f:
         for df in pieces:
+            for c in stamps:
+                df[c] = df[c].dt.strftime("%Y-%m-%d %H:%M:%S")
             df.to_csv(f, index=False, header=rows == 0, sep="\t" if out.suffix.lower() == ".tsv" else ",")
             rows += len(df)
+            del df  # (not held while the next piece is drawn)
     print(f"wrote {rows} rows to {out}")
     return 0
 

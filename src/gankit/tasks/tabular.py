@@ -392,7 +392,9 @@ class TabularGAN:
                 progress: bool) -> Iterator[pd.DataFrame]:
         with _sample_bar(progress) as bar:
             for j, start in enumerate(range(0, n, chunk_rows)):
-                seed = request.seed if j == 0 else int(np.random.SeedSequence([request.seed, j]).generate_state(1)[0])
+                # (SeedSequence takes non-negative entropy; seeds may be negative, as for torch.manual_seed)
+                entropy = [request.seed % 2**64, j]
+                seed = request.seed if j == 0 else int(np.random.SeedSequence(entropy).generate_state(1)[0])
                 yield self._draw(min(chunk_rows, n - start), request, seed, max_tries, bar)
 
     def _request(self, n: int, conditions: dict[str, Any] | None, seed: int | None,
@@ -481,6 +483,12 @@ class TabularGAN:
             raise UserError(f"{path / MODEL_JSON}: not valid JSON") from None
         if meta.get("format") != FORMAT:
             raise UserError(f"{path / MODEL_JSON}: not a gankit tabular model")
+        version = meta.get("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise UserError(f"{path / MODEL_JSON}: bad model format version {version!r}")
+        if version > MODEL_VERSION:
+            raise UserError(f"{path / MODEL_JSON}: model format version {version} is newer than this gankit "
+                            f"reads ({MODEL_VERSION}); upgrade gankit")
         raw = (path / MODEL_WEIGHTS).read_bytes() if (path / MODEL_WEIGHTS).is_file() else b""
         if ckpt.sha256(raw) != meta.get("weights_sha256"):
             raise UserError(f"{path / MODEL_WEIGHTS}: missing, or its SHA-256 does not match {MODEL_JSON}")
@@ -491,10 +499,6 @@ class TabularGAN:
         self._cat_probs = meta["category_probs"]
         self.fit_info = meta.get("fit", {})
         self._build()
-        version = meta.get("version", 1)
-        if version > MODEL_VERSION:
-            raise UserError(f"{path / MODEL_JSON}: model format version {version} is newer than this gankit "
-                            f"reads ({MODEL_VERSION}); upgrade gankit")
         if version == 1:  # the plain CTGAN layout (see TabularGenerator.from_plain)
             tensors = TabularGenerator.from_plain(tensors, self.G.z_dim, self.G.cond_dim, self.G.layout.order)
         ckpt.load_module("G", self.G, {f"G.{k}": v for k, v in tensors.items()}, str(path))
