@@ -106,6 +106,13 @@ def test_divergence_nonfinite_and_blowup():
     f = codes(diagnose(records(loss_d=lambda i: 50.0 if i < 4 else 1.3), rules=RULES))
     assert "divergence" in f
     assert "divergence" not in codes(diagnose(records(loss_d=lambda i: 50.0 if i < 3 else 1.3), rules=RULES))
+    # a probabilistic D loss in the thousands is blown up even in one record (lr_too_high, seed 0, step 50)
+    f = {x.code: x for x in diagnose(records(loss_d=lambda i: 2890.0 if i == 0 else 1.3), rules=RULES)}
+    assert f["divergence"].first_step == 50 and f["divergence"].evidence["records"] == 1
+    assert "divergence" not in codes(diagnose(records(loss_d=lambda i: 90.0 if i == 0 else 1.3), rules=RULES))
+    # ... not for losses whose scale means nothing (a critic's Wasserstein estimate)
+    recs = records(loss_d=lambda i: 2890.0 if i == 0 else 1.3, d_output=lambda i: "critic")
+    assert "divergence" not in codes(diagnose(recs, rules=RULES))
 
 
 def test_mode_collapse_by_diversity_and_by_coverage_drop():

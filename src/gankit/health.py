@@ -239,6 +239,8 @@ class Rules:
     blowup: float = 20.0  # divergence: a loss or gradient norm this many times its median so far
     blowup_floor: float = 10.0  # ... and above this in absolute value; also the ceiling of D's loss under
     # a probabilistic loss (2 ln 2 = 1.39 at chance): above it for `lasting` records, D has blown up
+    blowup_once: float = 100.0  # a probabilistic D loss above this even in one record: logits of that size
+    # on the wrong side, which no healthy run reaches (a learning rate far too high does, in its first steps)
 
 
 RULES = Rules()
@@ -391,13 +393,20 @@ def _divergence(s: _Series, rules: Rules) -> list[Finding | None]:
             blown |= hit
             evidence[key] = x
             evidence[f"{key}_before"] = ref
+    kept = np.zeros(len(s.steps), dtype=bool)  # blown for two records in a row, or absurd once
     if _probabilistic(s):  # blown from the first records on: no healthy median to compare with
         loss = s["loss_d"]  # regularisers included: an exploding R1 penalty is D diverging too
         high = loss > rules.blowup_floor
         if _spans(high, rules.lasting):
             blown |= high
             evidence["loss_d"] = loss
-    return [_finding("divergence", s, blown, 2, evidence)]
+        absurd = loss > rules.blowup_once
+        if absurd.any():
+            kept |= absurd
+            evidence["loss_d"] = loss
+    for i, j in _spans(blown, 2):
+        kept[i : j + 1] = True
+    return [_finding("divergence", s, kept, 1, evidence)]
 
 
 def _vanishing_and_imbalance(s: _Series, rules: Rules) -> list[Finding | None]:
