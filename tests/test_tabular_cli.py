@@ -234,6 +234,8 @@ def test_sample_and_report_bad_input(run_dir, capsys):
     _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.csv"), "--condition", "kind"],
            capsys, "expected COL=VALUE")
     _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.parquet")], capsys, ".csv")
+    _fails(["tabular", "sample", run, "--n", "0", "--out", str(run_dir / "x.csv")], capsys, "must be positive")
+    assert not (run_dir / "x.csv").exists() and not list(run_dir.glob(".x.csv*"))  # nothing written, no temp file
     _fails(["tabular", "sample", str(run_dir), "--n", "5", "--out", str(run_dir / "x.csv")], capsys,
            "not a tabular model folder")
     _fails(["tabular", "report", run, "--real", str(run_dir / "train.csv"), "--target", "ok", "--out",
