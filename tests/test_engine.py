@@ -158,3 +158,24 @@ def test_fp16_step_survives_a_vetoed_update():
         adversarial_step(task, opt_d, opt_g, batches, step, guard=guard, precision=precision)
     assert calls == ["d", "g"] * 3
     assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters()))
+
+
+def test_weight_ema_averages_weights_and_copies_buffers():
+    from gankit.engine import WeightEMA
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    ema = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    before = [p.detach().clone() for p in ema.parameters()]
+    avg = WeightEMA(ema, net)
+    net(torch.randn(16, 3))  # moves batch norm's running statistics
+    avg.update(0.9)
+    for e, b, n in zip(ema.parameters(), before, net.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * n)
+    for e, n in zip(ema.buffers(), net.buffers()):
+        assert torch.equal(e, n)
+    # the lists are gathered once: weights loaded in place later are still the ones averaged
+    with torch.no_grad():
+        net.load_state_dict({k: torch.full_like(v, 2) for k, v in net.state_dict().items()})
+    avg.update(0.0)
+    assert all(torch.equal(p, torch.full_like(p, 2)) for p in ema.parameters())

@@ -108,7 +108,9 @@ class Precision:
         self.scalers = {p: torch.amp.GradScaler(device_type) for p in "dg"} if name == "fp16" else {}
 
     def autocast(self) -> Any:
-        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+        if self.dtype is None:  # fp32: entering a disabled autocast still costs a few microseconds, three times a step
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, player: str, loss: Tensor) -> None:
         (self.scalers[player].scale(loss) if self.scalers else loss).backward()
@@ -233,16 +235,28 @@ def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
         return kinds[cfg.name](params, **kw)
 
 
-@torch.no_grad()
+class WeightEMA:
+    """Exponential moving average of the generator's weights (Karras et al., 2018; Yazici et al., 2019),
+    with buffers (batch-norm statistics) copied. The tensor lists are gathered once: walking the module
+    tree each step cost more than the averaging itself on small networks."""
+
+    def __init__(self, ema: nn.Module, net: nn.Module):
+        self.params = (list(ema.parameters()), list(net.parameters()))
+        self.buffers = (list(ema.buffers()), list(net.buffers()))
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        if decay == 0.0:
+            torch._foreach_copy_(*self.params)
+        else:
+            torch._foreach_lerp_(*self.params, 1.0 - decay)
+        if self.buffers[0]:
+            torch._foreach_copy_(*self.buffers)
+
+
 def ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    """Exponential moving average of the generator's weights (Karras et al., 2018; Yazici et al., 2019)."""
-    e_params, n_params = list(ema.parameters()), list(net.parameters())
-    if decay == 0.0:
-        torch._foreach_copy_(e_params, n_params)
-    else:
-        torch._foreach_lerp_(e_params, n_params, 1.0 - decay)
-    for e, n in zip(ema.buffers(), net.buffers()):
-        e.copy_(n)
+    """One EMA step of ``ema`` towards ``net`` (see :class:`WeightEMA`, which the trainer keeps)."""
+    WeightEMA(ema, net).update(decay)
 
 
 def seed_everything(seed: int) -> None:
@@ -303,6 +317,9 @@ class Trainer:
         device = next(task.G.parameters()).device
         self.precision = Precision(getattr(train, "precision", "fp32"), device.type)
         self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
+        self._ema = WeightEMA(self.G_ema, task.G)
+        # The guard's parameter lists, gathered once (loading a checkpoint copies into the same tensors).
+        self._params = {id(net): list(net.parameters()) for net in (task.G, task.D)}
         self.state = RunState()
         self._stop_signal: int | None = None
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -430,7 +447,8 @@ class Trainer:
         synchronisation per phase on a GPU. ``rollback`` and ``stop`` keep the first bad step on the
         device and act at the next logging step, where the loop synchronises anyway; meanwhile no
         checkpoint is written."""
-        grads = [p.grad for p in net.parameters() if p.grad is not None] if net is not None else []
+        params = (self._params.get(id(net)) or list(net.parameters())) if net is not None else []
+        grads = [p.grad for p in params if p.grad is not None]
         total = loss.detach().float().sum()
         if grads:
             total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
@@ -511,7 +529,7 @@ class Trainer:
                 logs = adversarial_step(self.task, self.opt_d, self.opt_g, self.batches, step, cfg.n_critic,
                                         cfg.accumulate, grad_norms if measuring else None, self._guard,
                                         self.synced, self.precision)
-                ema_update(self.G_ema, self.task.G, cfg.ema if step >= cfg.ema_start else 0.0)
+                self._ema.update(cfg.ema if step >= cfg.ema_start else 0.0)
                 self.state.step = step = step + 1
                 for k, v in logs.items():
                     if not k.startswith("grad_norm"):
