@@ -254,11 +254,6 @@ class WeightEMA:
             torch._foreach_copy_(*self.buffers)
 
 
-def ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    """One EMA step of ``ema`` towards ``net`` (see :class:`WeightEMA`, which the trainer keeps)."""
-    WeightEMA(ema, net).update(decay)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
