@@ -183,6 +183,25 @@ def test_batched_mixtures_agree_with_scikit_learn():
         np.testing.assert_allclose(w[big][order], ref.weights_[ref_big][ref_order], atol=0.03)
 
 
+def test_mixture_fit_on_distinct_values_and_counts_is_the_fit_on_rows():
+    """A column of a few values repeated (ages in 5-year steps) is fitted on its distinct values weighted by
+    their counts: the result is the fit on the rows, here the same rows made all distinct by a nudge far
+    below the column's spread (so that every row is its own value, with count 1)."""
+    from gankit.data.mixture import fit_mixtures
+
+    rng = np.random.default_rng(0)
+    ages = rng.choice([17.5, 22, 27, 32, 37, 42], size=2000, p=[0.1, 0.3, 0.25, 0.15, 0.12, 0.08])
+    ages = (ages - ages.mean()) / ages.std()
+    nudged = ages + np.arange(len(ages)) * 1e-13
+    assert len(np.unique(ages)) == 6 and len(np.unique(nudged)) == len(ages)
+    for seed in (0, 1):  # one call each, so that both are seeded with the same random draws
+        [(w, mu, var)] = fit_mixtures([ages], max_modes=6, seed=seed)
+        [(w_rows, mu_rows, var_rows)] = fit_mixtures([nudged], max_modes=6, seed=seed)
+        np.testing.assert_allclose(w, w_rows, atol=1e-7)
+        np.testing.assert_allclose(mu, mu_rows, atol=1e-7)
+        np.testing.assert_allclose(var, var_rows, rtol=1e-5, atol=1e-9)
+
+
 def test_training_by_sampling_matches_rows_and_boosts_rare_categories():
     df = pd.DataFrame({"c": ["a"] * 950 + ["b"] * 50, "x": np.arange(1000.0)})
     tr = TableTransformer.fit(df, {"c": "categorical", "x": "continuous"}, max_modes=2)

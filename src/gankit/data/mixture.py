@@ -38,20 +38,25 @@ def fit_mixtures(columns: list[np.ndarray], max_modes: int, seed: int = 0, *, co
 
 def _fit_chunk(columns: list[np.ndarray], max_modes: int, rng: np.random.Generator, gamma0: float,
                iterations: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    C, N = len(columns), max(len(c) for c in columns)
+    # Each column as its distinct values and their counts: responsibilities depend on the value alone, so
+    # every sum over rows is a count-weighted sum over values. The same fit, and on columns of codes or
+    # rounded numbers (ages, counts) a few values instead of thousands of rows.
+    distinct = [np.unique(x, return_inverse=True, return_counts=True) for x in columns]
+    C, N = len(columns), max(len(u) for u, _, _ in distinct)
     K = max_modes
     z = np.zeros((C, N))
-    rows = np.zeros((C, N), bool)
+    counts = np.zeros((C, N))  # each value's count (0 pads the shorter columns)
     comps = np.zeros((C, K), bool)
     resp = np.zeros((C, N, K))
-    for c, x in enumerate(columns):
-        z[c, : len(x)], rows[c, : len(x)] = x, True
-        k = min(K, len(np.unique(x)))
+    for c, (x, (values, inverse, count)) in enumerate(zip(columns, distinct)):
+        z[c, : len(values)], counts[c, : len(values)] = values, count
+        k = min(K, len(values))
         comps[c, :k] = True
-        resp[c, _kmeans_plusplus(x, k, rng), np.arange(k)] = 1.0
-    n = rows.sum(1)
-    m0 = (z * rows).sum(1) / n  # (C,)
-    var0 = ((z - m0[:, None]) ** 2 * rows).sum(1) / np.maximum(n - 1, 1)  # the scale prior: the column variance
+        # seeded on the rows, as scikit-learn does; a seed row stands for its value
+        resp[c, inverse[_kmeans_plusplus(x, k, rng)], np.arange(k)] = 1.0
+    n = counts.sum(1)
+    m0 = (z * counts).sum(1) / n  # (C,)
+    var0 = ((z - m0[:, None]) ** 2 * counts).sum(1) / np.maximum(n - 1, 1)  # the scale prior: the column variance
     beta0, nu0 = 1.0, 1.0
 
     zr = np.stack([z, z * z], axis=1)  # (C, 2, N): first and second moments come from one matmul
@@ -81,7 +86,7 @@ def _fit_chunk(columns: list[np.ndarray], max_modes: int, rng: np.random.Generat
         log_p = const[:, None, :] - 0.5 * prec[:, None, :] * (z[:, :, None] - mean[:, None, :]) ** 2
         log_p -= log_p.max(axis=2, keepdims=True)
         r = np.exp(log_p, out=log_p)
-        r *= (rows / r.sum(axis=2))[:, :, None]
+        r *= (counts / r.sum(axis=2))[:, :, None]
         return r
 
     params = m_step(resp)

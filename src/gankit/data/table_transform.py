@@ -114,7 +114,7 @@ def _column_spec(name: str, kind: str, values: pd.Series, numeric: Any = None) -
     the (weights, means, stds) of their mixture)."""
     if kind in DISCRETE_KINDS:
         present = values.dropna()
-        cats = sorted({_py(v) for v in present}, key=lambda v: (str(type(v)), v))
+        cats = sorted({_py(v) for v in pd.unique(present)}, key=lambda v: (str(type(v)), v))
         if present.dtype.kind == "f" and all(float(c).is_integer() for c in cats):
             cats = [int(c) for c in cats]
         if values.isna().any():
@@ -219,7 +219,10 @@ class TableTransformer:
             values = df[c["name"]]
             if c["kind"] in DISCRETE_KINDS:
                 s = next(spans)
-                idx = np.array([self._code(c, v) for v in values], dtype=np.int64)
+                # each distinct value looked up once (in order of appearance, so an unseen value's error
+                # names the first one), then spread to the rows
+                codes, distinct = pd.factorize(values, use_na_sentinel=False)
+                idx = np.array([self._code(c, v) for v in distinct], dtype=np.int64)[codes]
                 out[np.arange(n), s.start + idx] = 1.0
                 continue
             s_alpha, s_mode = next(spans), next(spans)
