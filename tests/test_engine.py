@@ -179,3 +179,16 @@ def test_weight_ema_averages_weights_and_copies_buffers():
         net.load_state_dict({k: torch.full_like(v, 2) for k, v in net.state_dict().items()})
     avg.update(0.0)
     assert all(torch.equal(p, torch.full_like(p, 2)) for p in ema.parameters())
+
+
+def test_a_run_without_checkpoints_writes_none(tiny_toy, tmp_path):
+    """log.checkpoints=false (TabularGAN.fit's throwaway folder) trains and logs as usual and writes no
+    checkpoint; the default writes them."""
+    import gankit
+
+    off = gankit.config.apply_overrides(tiny_toy, ["log.checkpoints=false", "health.enabled=false"])
+    summary = gankit.train(off, tmp_path / "off", steps=20)
+    assert summary["finished"] and (tmp_path / "off" / "metrics.jsonl").is_file()
+    assert not any((tmp_path / "off").rglob("*.safetensors"))
+    gankit.train(gankit.config.apply_overrides(tiny_toy, ["health.enabled=false"]), tmp_path / "on", steps=20)
+    assert any((tmp_path / "on").rglob("*.safetensors"))

@@ -110,6 +110,7 @@ class LogConfig:
     sample_every: int = 500  # sample grid cadence
     checkpoint_every: int = 500
     keep_last: int = 3  # checkpoints kept (plus the best when one is tracked)
+    checkpoints: bool = True  # False: none written (a fit whose run folder is thrown away, e.g. TabularGAN.fit)
     n_samples: int = 64  # images in each sample grid
     tensorboard: bool = False
     progress: bool = True  # progress bar on stderr

@@ -295,13 +295,14 @@ class TabularGAN:
                             z_dim=cfg.z_dim, threads=cfg.threads)
         opt = [OptimConfig(name="adam", lr=lr, beta1=cfg.betas[0], beta2=cfg.betas[1],
                            weight_decay=cfg.weight_decay) for lr in (cfg.lr_g, cfg.lr_d)]
-        log = LogConfig(every=max(1, min(50, steps)), sample_every=10**9, checkpoint_every=steps, keep_last=1,
-                        progress=cfg.verbose)
         meta = {"kind": "tabular", "config": dataclasses.asdict(cfg), "types": self.types}
         tmp = None
         if run_dir is None:
             tmp = tempfile.mkdtemp(prefix="gankit-tabular-")
             run_dir = tmp
+        # the final checkpoint is the run folder's record; a temporary folder is deleted unread
+        log = LogConfig(every=max(1, min(50, steps)), sample_every=10**9, checkpoint_every=steps, keep_last=1,
+                        checkpoints=tmp is None, progress=cfg.verbose)
         try:
             trainer = Trainer(task, batches, Path(run_dir), train, opt[0], opt[1], log, meta,
                               d_output="critic")
