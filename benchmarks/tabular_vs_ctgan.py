@@ -108,6 +108,24 @@ def run_ctgan(train: pd.DataFrame, disc: list[str], args: argparse.Namespace, se
     return pd.read_csv(out_csv), timing
 
 
+def machine() -> dict:
+    """What the times were measured on: the VMs behind this benchmark have changed between sessions."""
+    import os
+    import platform
+
+    import torch
+
+    info = {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
+        info["simd"] = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
 def summarise(rows: list[dict]) -> dict:
     keys = ["fit_seconds", "fit_cpu_seconds", "sample_seconds", "fidelity", "column_shape", "pair_trend", "ml_efficacy",
             "ml_efficacy_real", "dcr_synthetic_median", "dcr_holdout_median", "exact_copies_share"]
@@ -137,7 +155,7 @@ def main() -> None:
 
     per_table_epochs = dict(kv.split("=") for kv in args.epochs_for.split(",") if kv)
     base_epochs = args.epochs
-    result: dict = {"config": {**vars(args), "python": sys.version.split()[0]}, "tables": {}}
+    result: dict = {"config": {**vars(args), "python": sys.version.split()[0], "machine": machine()}, "tables": {}}
     for name in args.tables.split(","):
         args.epochs = int(per_table_epochs.get(name, base_epochs))
         df, disc, target = load_table(name)
