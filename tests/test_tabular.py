@@ -420,7 +420,7 @@ def test_lazy_gradient_penalty_every_k_steps_weighted_k_times():
     from gankit.tasks.tabular import TabularTask
 
     torch.manual_seed(0)
-    D = PackedCritic(6, (16,), pack=2, dropout=0.0, cond_dim=3)
+    D = PackedCritic(6, (16,), pack=2, dropout=0.0)
     task = TabularTask(None, D, [(3, 3)], gp=10.0, gp_every=4)
     batch = {"x": torch.randn(8, 3), "c": torch.randn(8, 3)}
     fake = {"x": torch.randn(8, 3)}
@@ -431,26 +431,23 @@ def test_lazy_gradient_penalty_every_k_steps_weighted_k_times():
     assert logs_lazy["gp"].item() > 0
 
 
-@pytest.mark.parametrize("hidden, dropout, gp, dtype, cond", [((32, 16), 0.5, 10.0, torch.float64, 3),
-                                                             ((32, 16), 0.5, 10.0, torch.float32, 3),
-                                                             ((24,), 0.0, 10.0, torch.float64, 0),
-                                                             ((32, 16), 0.3, 0.0, torch.float64, 2),
-                                                             ((), 0.0, 3.0, torch.float64, 3)])
-def test_critic_wgan_gp_gradients_are_autograds(monkeypatch, hidden, dropout, gp, dtype, cond):
+@pytest.mark.parametrize("hidden, dropout, gp, dtype", [((32, 16), 0.5, 10.0, torch.float64),
+                                                       ((32, 16), 0.5, 10.0, torch.float32),
+                                                       ((24,), 0.0, 10.0, torch.float64),
+                                                       ((32, 16), 0.3, 0.0, torch.float64),
+                                                       ((), 0.0, 3.0, torch.float64)])
+def test_critic_wgan_gp_gradients_are_autograds(monkeypatch, hidden, dropout, gp, dtype):
     """The critic's hand-derived WGAN-GP step gives the loss and weight gradients that autograd's double
-    backward gives on the concatenated rows [x, c], with the same interpolates and dropout masks (the
-    conditional vectors c, shared by real and generated rows, are multiplied once)."""
+    backward gives, with the same interpolates and dropout masks."""
     import gankit.nets.tabular as nets
 
     masks = []
     draw = nets.dropout_scale
     monkeypatch.setattr(nets, "dropout_scale", lambda *a: masks.append(draw(*a)) or masks[-1])
-    D = nets.PackedCritic(7, hidden, pack=3, dropout=dropout, cond_dim=cond).to(dtype)
-    real_x, fake_x = torch.randn(12, 7 - cond, dtype=dtype), torch.randn(12, 7 - cond, dtype=dtype)
-    c = torch.eye(max(cond, 1), dtype=dtype)[torch.randint(max(cond, 1), (12,))][:, :cond]
-    real, fake = torch.cat([real_x, c], dim=1), torch.cat([fake_x, c], dim=1)
+    D = nets.PackedCritic(7, hidden, pack=3, dropout=dropout).to(dtype)
+    real, fake = torch.randn(12, 7, dtype=dtype), torch.randn(12, 7, dtype=dtype)
     torch.manual_seed(5)
-    loss, logs = D.wgan_gp_loss(real_x, fake_x, c, gp)
+    loss, logs = D.wgan_gp_loss(real, fake, gp)
     loss.backward()
     fast = [p.grad.clone() for p in D.parameters()]
     D.zero_grad()
@@ -482,22 +479,6 @@ def test_critic_wgan_gp_gradients_are_autograds(monkeypatch, hidden, dropout, gp
     assert len(masks) == (len(hidden) if dropout else 0)
     for got, p in zip(fast, D.parameters()):
         assert torch.allclose(got, p.grad, rtol=tol, atol=tol * p.grad.abs().max()), (got - p.grad).abs().max()
-
-
-def test_critic_score_of_parts_is_the_critic_of_rows():
-    """``score(x, c)`` (the generator's step) is the critic of the rows [x, c], with the same gradient with
-    respect to x; the packs put each pack's x columns first, then its c columns."""
-    from gankit.nets.tabular import PackedCritic
-
-    torch.manual_seed(0)
-    D = PackedCritic(7, (16, 8), pack=2, dropout=0.0, cond_dim=3).double()
-    x, c = torch.randn(6, 4, dtype=torch.double, requires_grad=True), torch.randn(6, 3, dtype=torch.double)
-    rows = torch.cat([x, c], dim=1)
-    assert torch.equal(D.packed(rows)[0], torch.cat([x[0], x[1], c[0], c[1]]).detach())
-    (g_rows,) = torch.autograd.grad(D(rows).sum(), x)
-    score = D.score(x, c)
-    (g_parts,) = torch.autograd.grad(score.sum(), x)
-    assert torch.allclose(score, D(rows), atol=1e-12) and torch.allclose(g_parts, g_rows, atol=1e-12)
 
 
 def test_infinite_values_are_refused():

@@ -185,17 +185,12 @@ class UniformDropout(nn.Dropout):
 
 class PackedCritic(nn.Module):
     """PacGAN (Lin et al., 2018) critic: ``pack`` rows (with their conditional vectors) side by side
-    form one input, so a generator that repeats itself is easy to spot.
-
-    A row is ``[x, c]``: the generated or real encoding, then its last ``cond_dim`` columns, the conditional
-    vector. A pack lays out the x parts of its rows first, then their c parts, so the first layer's weight
-    is two column blocks: real and generated rows of a step share their conditional vectors, and the c
-    block's product is computed once for all of them."""
+    form one input, so a generator that repeats itself is easy to spot."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256), pack: int = 10, dropout: float = 0.5,
-                 slope: float = 0.2, cond_dim: int = 0):
+                 slope: float = 0.2):
         super().__init__()
-        self.pack, self.dropout, self.slope, self.cond_dim = pack, dropout, slope, cond_dim
+        self.pack, self.dropout, self.slope = pack, dropout, slope
         layers, width = [], in_dim * pack
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(slope), UniformDropout(dropout)]
@@ -203,47 +198,27 @@ class PackedCritic(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
 
-    def _packs(self, part: Tensor) -> Tensor:
-        if part.shape[0] % self.pack:
-            raise ValueError(f"batch size {part.shape[0]} is not a multiple of pack={self.pack}")
-        return part.reshape(part.shape[0] // self.pack, -1)
+    def packed(self, x: Tensor) -> Tensor:
+        if x.shape[0] % self.pack:
+            raise ValueError(f"batch size {x.shape[0]} is not a multiple of pack={self.pack}")
+        return x.reshape(x.shape[0] // self.pack, -1)
 
-    def packed(self, rows: Tensor) -> Tensor:
-        """Rows ``[x, c]`` -> packs ``[x_1 ... x_pack, c_1 ... c_pack]``."""
-        d = rows.shape[1] - self.cond_dim
-        if not self.cond_dim:
-            return self._packs(rows)
-        return torch.cat([self._packs(rows[:, :d]), self._packs(rows[:, d:])], dim=1)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(self.packed(x))
 
-    def forward(self, rows: Tensor) -> Tensor:
-        return self.body(self.packed(rows))
-
-    def score(self, x: Tensor, cond: Tensor) -> Tensor:
-        """``forward`` of the rows ``[x, cond]`` without concatenating them; ``cond`` takes no gradient (the
-        generator's step, which needs the critic's gradient with respect to x only)."""
-        first = self.body[0]
-        xp = self._packs(x)
-        h = F.linear(xp, first.weight[:, : xp.shape[1]], first.bias)
-        if self.cond_dim:
-            h = h + self._packs(cond.detach()) @ first.weight[:, xp.shape[1] :].t()
-        return self.body[1:](h)
-
-    def wgan_gp_loss(self, real: Tensor, fake: Tensor, cond: Tensor, gp: float) -> tuple[Tensor, dict[str, Tensor]]:
+    def wgan_gp_loss(self, real: Tensor, fake: Tensor, gp: float) -> tuple[Tensor, dict[str, Tensor]]:
         """The critic's WGAN-GP loss, ``mean D(fake) - mean D(real) + gp * mean (||grad D(x_hat)|| - 1)^2``
         on random interpolates of the packs (Gulrajani et al., 2017), with the gradients for the critic's
         weights worked out by hand (:class:`_CriticWGANGP`): the same value and gradients as the loss
         written with ``losses.gradient_penalty`` and autograd's double backward, in far fewer operations.
-        This is most of a tabular critic step. ``real`` and ``fake`` are the rows' x parts, which share the
-        conditional vectors ``cond``; none takes a gradient. Returns the loss and detached
-        ``critic_real``, ``critic_fake`` and ``gp`` (the unweighted penalty)."""
-        real, fake = self._packs(real.detach()), self._packs(fake.detach())
-        cond = self._packs(cond.detach()) if self.cond_dim else None
+        This is most of a tabular critic step. ``real`` and ``fake`` take no gradient. Returns the loss
+        and detached ``critic_real``, ``critic_fake`` and ``gp`` (the unweighted penalty)."""
+        real, fake = self.packed(real.detach()), self.packed(fake.detach())
         alpha = torch.rand(real.shape[0], 1, device=real.device, dtype=real.dtype) if gp else None
         linears = [m for m in self.body if isinstance(m, nn.Linear)]
         params = [t for lin in linears for t in (lin.weight, lin.bias)]
         p = self.dropout if self.training else 0.0
-        loss, real_mean, fake_mean, penalty = _CriticWGANGP.apply(real, fake, cond, alpha, float(gp), self.slope, p,
-                                                                  *params)
+        loss, real_mean, fake_mean, penalty = _CriticWGANGP.apply(real, fake, alpha, float(gp), self.slope, p, *params)
         return loss, {"critic_real": real_mean, "critic_fake": fake_mean, "gp": penalty}
 
 
@@ -266,32 +241,15 @@ class _CriticWGANGP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, real: Tensor, fake: Tensor, cond: Tensor | None, alpha: Tensor | None, gp: float,
-                slope: float, p: float, *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
+                *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         weights, biases = params[0::2], params[1::2]
-        (n, nx), penalised = real.shape, alpha is not None
-        blocks = 3 if penalised else 2
-        # the input rows [real; fake; interpolates], each pack's x columns then its c columns; the three
-        # blocks share c (an interpolate of two rows with the same c has that c)
-        a = real.new_empty(blocks * n, weights[0].shape[1])
-        a[:n, :nx], a[n : 2 * n, :nx] = real, fake
-        if penalised:
-            torch.lerp(fake, real, alpha, out=a[2 * n :, :nx])
-        if cond is not None:
-            a[:, nx:].view(blocks, n, -1).copy_(cond)
-
-        inputs = a
-
-        def first(W: Tensor, b: Tensor) -> Tensor:
-            # the x columns' product for every row, the c columns' once for the n packs
-            h = torch.addmm(b, inputs[:, :nx], W[:, :nx].t())
-            if cond is not None:
-                h.view(blocks, n, -1).add_(cond @ W[:, nx:].t())
-            return h
-
+        n, penalised = real.shape[0], alpha is not None
+        rows = [real, fake] + ([torch.lerp(fake, real, alpha)] if penalised else [])
+        a = torch.cat(rows)
         acts, pres, masks = [a], [], []
-        for layer, (W, b) in enumerate(zip(weights[:-1], biases[:-1])):
-            h = first(W, b) if layer == 0 else torch.addmm(b, a, W.t())
+        for W, b in zip(weights[:-1], biases[:-1]):
+            h = torch.addmm(b, a, W.t())
             a = F.leaky_relu(h, slope)
             m = dropout_scale(h.shape, p, h) if p > 0 else None
             if m is not None:
@@ -306,11 +264,11 @@ class _CriticWGANGP(torch.autograd.Function):
                 grad = grad.mul_(masks[layer][part])
             return torch.ops.aten.leaky_relu_backward(grad, pres[layer][part], slope, False)
 
-        y = (first(weights[-1], biases[-1]) if not pres else torch.addmm(biases[-1], a, weights[-1].t())).squeeze(1)
+        y = torch.addmm(biases[-1], a, weights[-1].t()).squeeze(1)
         real_mean, fake_mean = y[:n].mean(), y[n : 2 * n].mean()
         loss = fake_mean - real_mean
 
-        dy = y.new_full((blocks * n, 1), 1.0)
+        dy = y.new_full((len(rows) * n, 1), 1.0)
         dy[:n], dy[n : 2 * n] = -1.0 / n, 1.0 / n
         d = [dy]  # d[l-1] = d_l, the gradient with respect to layer l's pre-activation; d[-1] = dy
         for layer in reversed(range(len(pres))):
@@ -339,4 +297,4 @@ class _CriticWGANGP(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Tensor | None, ...]:
         grads, ctx.grads = ctx.grads, None
-        return (None,) * 7 + tuple(g.mul_(grad_loss) for g in grads)
+        return (None,) * 6 + tuple(g.mul_(grad_loss) for g in grads)

@@ -186,10 +186,12 @@ class TabularTask:
         return {"x": x, "raw": raw}
 
     def d_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
+        real = torch.cat([batch["x"], batch["c"]], dim=1)
+        fk = torch.cat([fake["x"], batch["c"]], dim=1)
         penalised = step % self.gp_every == 0  # lazy, as StyleGAN2 does with R1 (gp_every > 1: fewer penalties)
         # The WGAN-GP loss with the critic's gradients derived by hand: the values autograd's double backward
         # gives (tested), in one pass over real, fake and interpolated packs.
-        loss, logs = self.D.wgan_gp_loss(batch["x"], fake["x"], batch["c"], self.gp * self.gp_every if penalised else 0.0)
+        loss, logs = self.D.wgan_gp_loss(real, fk, self.gp * self.gp_every if penalised else 0.0)
         if penalised:
             self.last_gp = logs["gp"]
         adv = logs["critic_fake"] - logs["critic_real"]
@@ -197,7 +199,7 @@ class TabularTask:
                       "critic_real": logs["critic_real"], "critic_fake": logs["critic_fake"]}
 
     def g_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
-        adv = losses.wasserstein_g(self.D.score(fake["x"], batch["c"]))
+        adv = losses.wasserstein_g(self.D(torch.cat([fake["x"], batch["c"]], dim=1)))
         cond = self.cond_loss(fake["raw"], batch["col"], batch["cat"])
         loss = adv + cond
         return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_cond": cond.detach()}
@@ -285,7 +287,7 @@ class TabularGAN:
         batches = ConditionalBatches(encoded, discrete, cfg.batch_size, seed=cfg.seed, log_frequency=cfg.log_frequency)
         self._cat_probs = [batches.true_probs[j, : s.width].tolist() for j, s in enumerate(discrete)]
         self._build()
-        D = PackedCritic(self.transformer.output_dim + batches.cond_dim, cfg.d_dims, cfg.pack, cond_dim=batches.cond_dim)
+        D = PackedCritic(self.transformer.output_dim + batches.cond_dim, cfg.d_dims, cfg.pack)
         self.G, D = self.G.to(device), D.to(device)
         task = TabularTask(self.G, D, [(s.start, s.width) for s in discrete], cfg.gp, cfg.gp_every, cfg.reuse_fake)
         steps = cfg.epochs * max(len(data) // cfg.batch_size, 1)
