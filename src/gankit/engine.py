@@ -86,14 +86,20 @@ def sync_at_last(net: nn.Module, i: int, parts: int) -> AbstractContextManager:
 _PARAMETERS: weakref.WeakKeyDictionary[nn.Module, list[Tensor]] = weakref.WeakKeyDictionary()
 
 
-def set_trainable(net: nn.Module, flag: bool) -> None:
-    """``net.requires_grad_(flag)`` with the network's parameter list gathered once: the step switches the
-    critic three times, and walking its module tree each time cost more than the switching (8 of 8.5 µs).
-    The list is the network's parameters when first seen: gankit's networks are built whole, before training."""
+def parameter_list(net: nn.Module) -> list[Tensor]:
+    """``list(net.parameters())``, gathered once per network: the step asks for the critic's three times and
+    the non-finite guard for both networks', and walking a module tree cost more than what is done with the
+    list (8 of 8.5 µs for the critic's trainable switch). The list is the network's parameters when first
+    seen: gankit's networks are built whole before training, and checkpoints load into the same tensors."""
     params = _PARAMETERS.get(net)
     if params is None:
         params = _PARAMETERS[net] = list(net.parameters())
-    for p in params:
+    return params
+
+
+def set_trainable(net: nn.Module, flag: bool) -> None:
+    """``net.requires_grad_(flag)`` over :func:`parameter_list`."""
+    for p in parameter_list(net):
         p.requires_grad_(flag)
 
 
@@ -328,8 +334,6 @@ class Trainer:
         self.precision = Precision(getattr(train, "precision", "fp32"), device.type)
         self.G_ema = copy.deepcopy(task.G).eval().requires_grad_(False)
         self._ema = WeightEMA(self.G_ema, task.G)
-        # The guard's parameter lists, gathered once (loading a checkpoint copies into the same tensors).
-        self._params = {id(net): list(net.parameters()) for net in (task.G, task.D)}
         self.state = RunState()
         self._stop_signal: int | None = None
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -457,8 +461,7 @@ class Trainer:
         synchronisation per phase on a GPU. ``rollback`` and ``stop`` keep the first bad step on the
         device and act at the next logging step, where the loop synchronises anyway; meanwhile no
         checkpoint is written."""
-        params = (self._params.get(id(net)) or list(net.parameters())) if net is not None else []
-        grads = [p.grad for p in params if p.grad is not None]
+        grads = [p.grad for p in parameter_list(net) if p.grad is not None] if net is not None else []
         total = loss.detach().float().sum()
         if grads:
             total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
@@ -579,8 +582,10 @@ class Trainer:
                 if log.checkpoints and (step % log.checkpoint_every == 0 or step == steps) \
                         and self._nonfinite_step() is None:
                     self.save()
+            # A signal stops cleanly: the work so far is kept and --resume continues it. A health stop saves
+            # nothing: the last good checkpoints stay the newest.
             if log.checkpoints and self._stop_signal is not None and self._nonfinite_step() is None:
-                self.save()  # a health stop saves nothing: the last good checkpoints stay the newest  # stop cleanly: the work so far is kept and --resume continues it
+                self.save()
         finally:
             bar.close()
             metrics_file.close()
