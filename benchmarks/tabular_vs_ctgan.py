@@ -91,7 +91,8 @@ def run_gankit(train: pd.DataFrame, disc: list[str], args: argparse.Namespace, s
     t = time.perf_counter()
     synth = gan.sample(len(train), seed=seed)
     sample_s = time.perf_counter() - t
-    return synth, {"fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu, "sample_seconds": sample_s}
+    return synth, {"fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu, "sample_seconds": sample_s,
+                   "precision": gan.fit_info["precision"]}
 
 
 def run_ctgan(train: pd.DataFrame, disc: list[str], args: argparse.Namespace, seed: int,

@@ -481,6 +481,78 @@ def test_critic_wgan_gp_gradients_are_autograds(monkeypatch, hidden, dropout, gp
         assert torch.allclose(got, p.grad, rtol=tol, atol=tol * p.grad.abs().max()), (got - p.grad).abs().max()
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_critic_wgan_gp_under_bf16_autocast(dropout):
+    """Under a bf16 autocast the hand-derived critic step multiplies in bfloat16 (as autograd would) and hands
+    out float32 gradients close to the float32 step's: the same loss and gradients to bfloat16's precision."""
+    import gankit.nets.tabular as nets
+
+    torch.manual_seed(0)
+    D = nets.PackedCritic(7, (64, 32), pack=3, dropout=dropout)
+    real, fake = torch.randn(30, 7), torch.randn(30, 7) + 0.5
+    results = []
+    for autocast in (False, True):
+        D.zero_grad()
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss, logs = D.wgan_gp_loss(real, fake, 10.0)
+        loss.backward()
+        assert loss.dtype == torch.float32 and all(v.dtype == torch.float32 for v in logs.values())
+        results.append((loss.item(), logs["gp"].item(), [p.grad.clone() for p in D.parameters()]))
+    (loss32, gp32, grads32), (loss16, gp16, grads16) = results
+    assert all(g.dtype == torch.float32 for g in grads16)
+    if dropout:  # other masks (bfloat16's come from other random words): same scale, not the same values
+        assert all(torch.isfinite(g).all() for g in grads16)
+        assert all(g16.abs().sum() > 0 for g16, g32 in zip(grads16, grads32) if g32.abs().sum() > 0)
+        return
+    assert loss16 != loss32  # the products really ran in bfloat16
+    assert loss16 == pytest.approx(loss32, rel=0.03, abs=0.03) and gp16 == pytest.approx(gp32, rel=0.05)
+    for g16, g32 in zip(grads16, grads32):
+        assert (g16 - g32).norm() <= 0.05 * g32.norm(), (g16 - g32).norm() / g32.norm()
+
+
+def test_bf16_dropout_masks_are_fair():
+    from gankit.nets.tabular import dropout_scale
+
+    like = torch.zeros(1, dtype=torch.bfloat16)
+    mask = dropout_scale((300, 310), 0.5, like)
+    kept = (mask > 0).float()
+    assert mask.dtype == torch.bfloat16 and set(mask.unique().tolist()) == {0.0, 2.0}
+    assert abs(float(kept.mean()) - 0.5) < 0.01
+    assert (kept.mean(0) - 0.5).abs().max() < 0.12 and (kept.mean(1) - 0.5).abs().max() < 0.12
+    assert not torch.equal(mask, dropout_scale((300, 310), 0.5, like))
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    import gankit.tasks.tabular as tab
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native, expected in [(True, "bf16"), (False, "fp32")]:
+        monkeypatch.setattr(tab, "native_bf16", lambda device, native=native: native and device.type == "cpu")
+        assert tab.resolve_precision("auto", cpu) == expected
+        assert tab.resolve_precision("auto", cuda) == "fp32"
+        assert tab.resolve_precision("fp32", cpu) == "fp32" and tab.resolve_precision("bf16", cpu) == "bf16"
+    assert tab.native_bf16(cuda) is False
+    with pytest.raises(UserError, match="precision must be fp32, bf16 or auto"):
+        TabularGAN(precision="fp16")
+
+
+def test_bf16_fit_keeps_float32_weights_and_reproduces(tmp_path):
+    """A bf16 fit trains float32 weights (only the step's products are bfloat16), reports its precision,
+    and the saved model samples the same rows."""
+    df = mixed_table()
+    gan = TabularGAN(**SMALL, precision="bf16").fit(df)
+    assert gan.fit_info["precision"] == "bf16"
+    assert all(p.dtype == torch.float32 for p in gan.G.parameters())
+    synth = gan.sample(100, seed=3)
+    assert list(synth.columns) == list(df.columns) and set(synth["colour"].dropna()) <= set(df["colour"].dropna())
+    gan.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(TabularGAN.load(tmp_path / "m").sample(100, seed=3), synth)
+    plain = TabularGAN(**SMALL, precision="fp32").fit(df)
+    assert plain.fit_info["precision"] == "fp32"
+    assert not plain.sample(100, seed=3).equals(synth)
+
+
 def test_infinite_values_are_refused():
     df = pd.DataFrame({"x": [1.0, 2.0, np.inf, 4.0], "y": ["a", "b", "a", "b"]})
     with pytest.raises(UserError, match="infinite"):

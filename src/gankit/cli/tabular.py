@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same data, seed and --threads give the same model")
     f.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's choice)")
     f.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    f.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="the training step's arithmetic: bf16 multiplies in bfloat16 (weights stay float32); auto "
+                   "(the default) picks bf16 on a CPU with native bfloat16 products (AVX512-BF16 or AMX), "
+                   "fp32 elsewhere")
     f.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override one model setting, e.g. --set gp_every=4 (repeatable). Keys: z_dim, g_dims, "
                    "d_dims, pack, lr_g, lr_d, betas, weight_decay, gp, gp_every, n_critic, max_modes, tau, "
@@ -113,6 +117,8 @@ def fit(args: argparse.Namespace) -> int:
         raise UserError(f"{out} already exists and is not empty; choose another --out")
     config = TabularConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
                            device=args.device, constraints=args.constraint)
+    if args.precision:
+        config.precision = args.precision
     config = apply_overrides(config, args.overrides)
     df = read_csv(args.data)
     gan = TabularGAN(**dataclasses.asdict(config))
@@ -136,7 +142,7 @@ def fit(args: argparse.Namespace) -> int:
         print(f"  {col:<{width}}  {kind}")
     info = gan.fit_info
     print(f"fitted {info['rows']} rows x {len(gan.types)} columns in {info['fit_seconds']:.1f} s "
-          f"({info['steps']} steps); run folder {out}")
+          f"({info['steps']} steps, {info['precision']}); run folder {out}")
     return 0
 
 

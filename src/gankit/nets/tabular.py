@@ -127,7 +127,9 @@ class TabularGenerator(nn.Module):
         for block in self.body:
             pre = block.fc(_cat(hidden), x)
             hidden.insert(0, F.relu(block.bn(pre), inplace=True))  # batch norm's backward needs no output
-        raw_t = self.out.forward_t(_cat(hidden), x)
+        # float32 from here (a no-op unless autocast made the products bfloat16): the Gumbel noise needs
+        # uniform draws finer than bfloat16's 8 bits, and the softmax's outputs are the rows themselves.
+        raw_t = self.out.forward_t(_cat(hidden), x).float()
         return self.layout.activate(raw_t, self.tau, hard), raw_t.t()
 
     @staticmethod
@@ -156,7 +158,10 @@ def _cat(tensors: list[Tensor]) -> Tensor | None:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
 
 
-_BITS = torch.arange(31, dtype=torch.int32)
+# Per float dtype: the integer type whose random words give the mask bits, the fair bits in one word, and
+# the bit whose setting alone spells 2.0 (dropout 0.5's scale) in that float format.
+_MASK_WORDS = {torch.float32: (torch.int32, 31, 30), torch.bfloat16: (torch.int16, 15, 14)}
+_SHIFTS = {t: torch.arange(bits, dtype=t) for t, bits, _ in _MASK_WORDS.values()}
 
 
 def dropout_scale(shape: Sequence[int], p: float, like: Tensor) -> Tensor:
@@ -164,12 +169,14 @@ def dropout_scale(shape: Sequence[int], p: float, like: Tensor) -> Tensor:
 
     On a CPU, PyTorch's samplers cost 4-5 ns a number (Bernoulli more), which made the critic's masks a
     tenth of a tabular step. For p = 0.5 in float32 (CTGAN's critic) each 31-bit random integer gives 31
-    masks: bit j shifted to bit 30 is the IEEE single-precision pattern of 2.0, the scale, or 0."""
-    if p == 0.5 and like.dtype == torch.float32 and like.device.type == "cpu":
+    masks: bit j shifted to bit 30 is the IEEE single-precision pattern of 2.0, the scale, or 0. bfloat16
+    (float32's top half) does the same with 15-bit words and bit 14."""
+    if p == 0.5 and like.dtype in _MASK_WORDS and like.device.type == "cpu":
+        int_type, bits, top = _MASK_WORDS[like.dtype]
         n = math.prod(shape)
-        words = torch.empty(-(-n // 31), dtype=torch.int32).random_()  # uniform on [0, 2^31): 31 fair bits
-        bits = (words.unsqueeze(1) >> _BITS).bitwise_and_(1).bitwise_left_shift_(30)
-        return bits.view(torch.float32).flatten()[:n].view(shape)
+        words = torch.empty(-(-n // bits), dtype=int_type).random_()  # uniform on [0, 2^bits): fair bits
+        masks = (words.unsqueeze(1) >> _SHIFTS[int_type]).bitwise_and_(1).bitwise_left_shift_(top)
+        return masks.view(like.dtype).flatten()[:n].view(shape)
     return (torch.rand(shape, device=like.device, dtype=like.dtype) >= p) * (1.0 / (1.0 - p))
 
 
@@ -218,7 +225,10 @@ class PackedCritic(nn.Module):
         linears = [m for m in self.body if isinstance(m, nn.Linear)]
         params = [t for lin in linears for t in (lin.weight, lin.bias)]
         p = self.dropout if self.training else 0.0
-        loss, real_mean, fake_mean, penalty = _CriticWGANGP.apply(real, fake, alpha, float(gp), self.slope, p, *params)
+        kind = real.device.type
+        compute = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else real.dtype
+        loss, real_mean, fake_mean, penalty = _CriticWGANGP.apply(real, fake, alpha, float(gp), self.slope, p,
+                                                                  compute, *params)
         return loss, {"critic_real": real_mean, "critic_fake": fake_mean, "gp": penalty}
 
 
@@ -238,15 +248,26 @@ class _CriticWGANGP(torch.autograd.Function):
       upwards: e_l = (e_{l-1} W_l^T) * k_l. The slopes k_l do not depend on the weights (almost
       everywhere), so the penalty reaches W_l only through g's chain: dP/dW_l = d_l^T e_{l-1} on interpolates.
     * Both terms of a weight's gradient are then one product: dW_l = d_l^T [a_{l-1} (real, fake); e_{l-1}].
+
+    ``compute``: the dtype of the products and activations (bfloat16 under a bf16 autocast, as autograd would
+    use). The means, the gradient norm and the penalty keep the inputs' dtype (float32), and so do the weight
+    gradients handed out.
     """
 
     @staticmethod
     def forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
-                *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        weights, biases = params[0::2], params[1::2]
+                compute: torch.dtype, *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        with torch.autocast(real.device.type, enabled=False):  # every dtype below is chosen by hand
+            return _CriticWGANGP._forward(ctx, real, fake, alpha, gp, slope, p, compute, params)
+
+    @staticmethod
+    def _forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
+                 compute: torch.dtype, params: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        weights = [w.to(compute) for w in params[0::2]]
+        biases = [b.to(compute) for b in params[1::2]]
         n, penalised = real.shape[0], alpha is not None
         rows = [real, fake] + ([torch.lerp(fake, real, alpha)] if penalised else [])
-        a = torch.cat(rows)
+        a = torch.cat(rows).to(compute)
         acts, pres, masks = [a], [], []
         for W, b in zip(weights[:-1], biases[:-1]):
             h = torch.addmm(b, a, W.t())
@@ -265,7 +286,7 @@ class _CriticWGANGP(torch.autograd.Function):
             return torch.ops.aten.leaky_relu_backward(grad, pres[layer][part], slope, False)
 
         y = torch.addmm(biases[-1], a, weights[-1].t()).squeeze(1)
-        real_mean, fake_mean = y[:n].mean(), y[n : 2 * n].mean()
+        real_mean, fake_mean = y[:n].to(real.dtype).mean(), y[n : 2 * n].to(real.dtype).mean()
         loss = fake_mean - real_mean
 
         dy = y.new_full((len(rows) * n, 1), 1.0)
@@ -273,23 +294,23 @@ class _CriticWGANGP(torch.autograd.Function):
         d = [dy]  # d[l-1] = d_l, the gradient with respect to layer l's pre-activation; d[-1] = dy
         for layer in reversed(range(len(pres))):
             d.insert(0, keep(d[0] @ weights[layer + 1], layer))
-        penalty = y.new_zeros(())
+        penalty = real_mean.new_zeros(())
         if penalised:
             # e_l goes where the interpolates' activations were (the forward pass is done with them), so that
             # each weight's gradient below is one product over the rows [real, fake, interpolates] as they lie.
             interp = slice(2 * n, None)
             g = torch.mm(d[0][interp], weights[0], out=acts[0][interp])
-            norm = g.norm(dim=1, keepdim=True)
+            norm = g.to(real.dtype).norm(dim=1, keepdim=True)
             penalty = ((norm - 1.0) ** 2).mean()
             loss = loss + gp * penalty
             # autograd's convention where the norm's gradient is undefined: 0 at g = 0
-            g.mul_(torch.where(norm > 0, (norm - 1.0) / norm, 0.0) * (2.0 * gp / n))
+            g.mul_((torch.where(norm > 0, (norm - 1.0) / norm, 0.0) * (2.0 * gp / n)).to(compute))
             for layer, W in enumerate(weights[:-1]):
                 acts[layer + 1][interp] = keep(acts[layer][interp] @ W.t(), layer, interp)
         grads: list[Tensor] = []
-        for a_in, d_out in zip(acts, d):
-            grads.append(d_out.t() @ a_in)
-            grads.append(d_out[: 2 * n].sum(0))
+        for a_in, d_out, W, b in zip(acts, d, params[0::2], params[1::2]):
+            grads.append((d_out.t() @ a_in).to(W.dtype))
+            grads.append(d_out[: 2 * n].sum(0, dtype=b.dtype))
         ctx.grads = grads
         ctx.mark_non_differentiable(real_mean, fake_mean, penalty)
         return loss, real_mean, fake_mean, penalty
@@ -297,4 +318,4 @@ class _CriticWGANGP(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Tensor | None, ...]:
         grads, ctx.grads = ctx.grads, None
-        return (None,) * 6 + tuple(g.mul_(grad_loss) for g in grads)
+        return (None,) * 7 + tuple(g.mul_(grad_loss) for g in grads)
