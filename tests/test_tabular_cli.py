@@ -227,6 +227,18 @@ def test_fit_set_reaches_the_model(run_dir, tmp_path):
     assert config["reuse_fake"] is True and config["g_dims"] == [16, 8] and config["gp_every"] == 2
 
 
+def test_fit_precision_reaches_the_model(run_dir, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--epochs", "1",
+                 "--batch-size", "30", "--threads", "1", "--precision", "bf16"]) == 0
+    assert "bf16);" in capsys.readouterr().out  # the summary line names the precision used
+    model = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert model["config"]["precision"] == "bf16" and model["fit"]["precision"] == "bf16"
+    _fails(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "q"), "--set", "precision=fp16"],
+           capsys, "precision must be fp32, bf16 or auto")
+    assert not (tmp_path / "q").exists()
+
+
 def test_sample_and_report_bad_input(run_dir, capsys):
     run = str(run_dir / "run")
     _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.csv"), "--condition", "kind=zzz"],

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "continuous, integer, categorical, boolean or datetime (repeatable)")
     f.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="a rule every sampled row keeps, e.g. 'start <= end' or 'age >= 18' (repeatable)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same data, seed and --threads give the same model")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same data, seed, --threads and CPU give the same model")
     f.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's choice)")
     f.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     f.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
