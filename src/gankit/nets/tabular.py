@@ -129,7 +129,8 @@ class TabularGenerator(nn.Module):
             hidden.insert(0, F.relu(block.bn(pre), inplace=True))  # batch norm's backward needs no output
         # float32 from here (a no-op unless autocast made the products bfloat16): the Gumbel noise needs
         # uniform draws finer than bfloat16's 8 bits, and the softmax's outputs are the rows themselves.
-        raw_t = self.out.forward_t(_cat(hidden), x).float()
+        raw_t = self.out.forward_t(_cat(hidden), x)
+        raw_t = raw_t.to(torch.promote_types(raw_t.dtype, torch.float32))
         return self.layout.activate(raw_t, self.tau, hard), raw_t.t()
 
     @staticmethod
@@ -177,7 +178,8 @@ def dropout_scale(shape: Sequence[int], p: float, like: Tensor) -> Tensor:
         words = torch.empty(-(-n // bits), dtype=int_type).random_()  # uniform on [0, 2^bits): fair bits
         masks = (words.unsqueeze(1) >> _SHIFTS[int_type]).bitwise_and_(1).bitwise_left_shift_(top)
         return masks.view(like.dtype).flatten()[:n].view(shape)
-    return (torch.rand(shape, device=like.device, dtype=like.dtype) >= p) * (1.0 / (1.0 - p))
+    # drawn in float32: a bfloat16 uniform has 8 bits, too coarse for a keep rate of exactly 1 - p
+    return ((torch.rand(shape, device=like.device) >= p) * (1.0 / (1.0 - p))).to(like.dtype)
 
 
 class UniformDropout(nn.Dropout):
@@ -257,6 +259,8 @@ class _CriticWGANGP(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
                 compute: torch.dtype, *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if not torch.is_autocast_enabled(real.device.type):
+            return _CriticWGANGP._forward(ctx, real, fake, alpha, gp, slope, p, compute, params)
         with torch.autocast(real.device.type, enabled=False):  # every dtype below is chosen by hand
             return _CriticWGANGP._forward(ctx, real, fake, alpha, gp, slope, p, compute, params)
 

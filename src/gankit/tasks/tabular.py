@@ -43,8 +43,9 @@ from gankit.nets.tabular import PackedCritic, TabularGenerator
 
 FORMAT = "gankit-tabular"
 # 2: the generator's layers keep their weights as (w_h, w_x) blocks and its output rows in grouped order
-# (gankit.nets.tabular); version 1 files are converted on loading.
-MODEL_VERSION = 2
+# (gankit.nets.tabular); version 1 files are converted on loading. 3: the config holds ``precision`` (the
+# weights are as in 2; the bump makes an older gankit say "upgrade" instead of "unknown option").
+MODEL_VERSION = 3
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 
 
@@ -174,9 +175,12 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_precision(name: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` on a CPU with native bfloat16 products, ``fp32`` elsewhere (on GPUs the tabular
-    step's small products are not where the time goes)."""
+    step's small products are not where the time goes). ``bf16`` on a GPU without bfloat16 is refused:
+    autocast would fall back to float32 with a warning, and the fit would claim a precision it did not use."""
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("precision bf16: this GPU has no bfloat16 support; use precision fp32 (or auto)")
     return name
 
 
@@ -225,7 +229,9 @@ class TabularTask:
                       "critic_real": logs["critic_real"], "critic_fake": logs["critic_fake"]}
 
     def g_loss(self, batch: Batch, fake: dict[str, Tensor], step: int) -> tuple[Tensor, Logs]:
-        adv = losses.wasserstein_g(self.D(torch.cat([fake["x"], batch["c"]], dim=1)))
+        # float32 scores: under a bf16 autocast the critic's are bfloat16, too coarse for the logged loss
+        scores = self.D(torch.cat([fake["x"], batch["c"]], dim=1))
+        adv = losses.wasserstein_g(scores.to(torch.promote_types(scores.dtype, torch.float32)))
         cond = self.cond_loss(fake["raw"], batch["col"], batch["cat"])
         loss = adv + cond
         return loss, {"loss_g": loss.detach(), "loss_g_adv": adv.detach(), "loss_cond": cond.detach()}
