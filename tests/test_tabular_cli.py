@@ -165,7 +165,10 @@ def test_report_json_and_html(run_dir, capsys):
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {"fidelity", "utility", "privacy", "model"} and "ok" in res["utility"]
     assert 0.0 <= res["fidelity"]["overall"] <= 1.0
-    assert out.read_text().startswith("<!doctype html>")
+    page = out.read_text()
+    assert page.startswith("<!doctype html>")
+    fit = res["model"]["fit"]
+    assert f"steps {fit['steps']}, precision {fit['precision']}" in page  # how the model was trained
 
 
 def _fails(argv, capsys, message):

@@ -89,6 +89,16 @@ def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
     return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + body + "</table>"
 
 
+def _fit_line(fit: dict[str, Any]) -> str:
+    """How the model was trained (from its model.json), when known: models saved before a field existed lack it."""
+    known = [(label, fit[key]) for key, label in (("rows", "training rows"), ("steps", "steps"),
+                                                  ("precision", "precision"), ("fit_seconds", "fit seconds"))
+             if key in fit]
+    if not known:
+        return ""
+    return "<p>Model: " + ", ".join(f"{label} {html.escape(str(v))}" for label, v in known) + ".</p>"
+
+
 def render(result: dict[str, Any], real: pd.DataFrame, synth: pd.DataFrame, types: dict[str, str],
            title: str = "Synthetic table report") -> str:
     """The report as one HTML page."""
@@ -96,6 +106,7 @@ def render(result: dict[str, Any], real: pd.DataFrame, synth: pd.DataFrame, type
     parts = [f"<h1>{html.escape(title)}</h1>",
              (f"<p>Rows: real {result['rows']['real']}, synthetic {result['rows']['synthetic']}, holdout "
              f"{result['rows']['holdout'] or 'none'}.</p>"),
+             _fit_line(result.get("model", {}).get("fit", {})),
              "<h2>Fidelity</h2>",
              _table([("overall", fid["overall"]), ("column shapes", fid["column_shape_score"]),
                      ("pair trends", fid["pair_trend_score"])], ("score (1 = identical)", "value")),
