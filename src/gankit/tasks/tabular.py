@@ -91,8 +91,8 @@ class TabularConfig:
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
     # fp32 | bf16 | auto: the training step's products in bfloat16 (autocast; weights, optimiser and sampling
     # stay float32). auto: bf16 on a CPU that multiplies bfloat16 natively (AVX512-BF16 or AMX), where they
-    # run about four times as fast and a fit about 1.6x, with the same quality over ten seeds; fp32
-    # elsewhere (BENCHMARKS.md, tables).
+    # run about three times as fast and a fit about 1.6x, with quality level over 10-20 seeds (a little lower
+    # on one of three tables); fp32 elsewhere (BENCHMARKS.md, tables).
     precision: str = "auto"
     verbose: bool = True  # progress bars
 
@@ -307,6 +307,7 @@ class TabularGAN:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
+        precision = resolve_precision(cfg.precision, device)  # before any work: bf16 may be refused
         self.types = infer_types(data, discrete_columns, column_types)
         if cfg.constraints:
             share = float(constraint_mask(data, cfg.constraints).mean())
@@ -323,7 +324,6 @@ class TabularGAN:
         self.G, D = self.G.to(device), D.to(device)
         task = TabularTask(self.G, D, [(s.start, s.width) for s in discrete], cfg.gp, cfg.gp_every, cfg.reuse_fake)
         steps = cfg.epochs * max(len(data) // cfg.batch_size, 1)
-        precision = resolve_precision(cfg.precision, device)
         train = TrainConfig(steps=steps, n_critic=cfg.n_critic, ema=cfg.ema, seed=cfg.seed, device=cfg.device,
                             z_dim=cfg.z_dim, threads=cfg.threads, precision=precision)
         opt = [OptimConfig(name="adam", lr=lr, beta1=cfg.betas[0], beta2=cfg.betas[1],
