@@ -33,6 +33,15 @@ def test_fit_writes_a_complete_run_folder(run_dir, capsys):
     assert not [p for p in run_dir.iterdir() if ".partial-" in p.name]
 
 
+def test_info_shows_the_tabular_fit(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["info", str(run_dir / "run"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    fit = json.loads((run_dir / "run" / "model.json").read_text())["fit"]
+    assert info["kind"] == "tabular" and info["columns"] == 3 and info["rows"] == 60
+    assert info["steps"] == fit["steps"] == info["trained_steps"] and info["precision"] == fit["precision"]
+
+
 def test_sample_with_condition(run_dir):
     out = run_dir / "s.csv"
     assert main(["tabular", "sample", str(run_dir / "run"), "--n", "25", "--out", str(out),

@@ -468,6 +468,13 @@ def info(run_dir: str | Path) -> dict[str, Any]:
             train = raw.get("train")
             if isinstance(train, dict) and "steps" in train:
                 out["steps"] = train["steps"]
+    if kind == "tabular" and (run_dir / "model.json").is_file():  # a tabular fit's record is its model.json
+        try:
+            model = json.loads((run_dir / "model.json").read_text())
+            fit, types = model.get("fit") or {}, model.get("types") or {}
+            out.update({"columns": len(types), **{k: fit[k] for k in ("rows", "steps", "precision") if k in fit}})
+        except (OSError, ValueError, AttributeError):
+            pass
     if summary:
         out.update({"trained_steps": summary.get("step"), "train_seconds": summary.get("train_seconds"),
                     "finished": summary.get("finished")})
