@@ -91,8 +91,8 @@ class TabularConfig:
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
     # fp32 | bf16 | auto: the training step's products in bfloat16 (autocast; weights, optimiser and sampling
     # stay float32). auto: bf16 on a CPU that multiplies bfloat16 natively (AVX512-BF16 or AMX), where they
-    # run about three times as fast and a fit about 1.6x, with quality level over 10-20 seeds (a little lower
-    # on one of three tables); fp32 elsewhere (BENCHMARKS.md, tables).
+    # run about three times as fast and a fit about 1.6x, with quality level over 20 seeds (a little lower on
+    # one of three tables); fp32 elsewhere (BENCHMARKS.md, tables).
     precision: str = "auto"
     verbose: bool = True  # progress bars
 
