@@ -613,7 +613,7 @@ def test_conditional_loss_reads_the_generators_grouped_columns():
 
 
 def test_gumbel_softmax_groups_and_uniform_dropout():
-    from gankit.nets.tabular import SpanLayout, UniformDropout
+    from gankit.nets.tabular import SpanLayout, CheapMaskDropout
 
     spans = [(0, 1, "tanh"), (1, 3, "softmax"), (4, 2, "softmax"), (6, 1, "tanh"), (7, 3, "softmax")]
     layout = SpanLayout(spans, 10)
@@ -654,7 +654,7 @@ def test_gumbel_softmax_groups_and_uniform_dropout():
     assert leaf.grad[:, 1:4].abs().sum() > 0
     torch.manual_seed(0)
     for p in (0.5, 0.2):  # 0.5 takes its masks from random bits, other rates from uniform draws
-        drop = UniformDropout(p)
+        drop = CheapMaskDropout(p)
         x = torch.ones(300, 310)
         y = drop(x)
         kept = (y > 0).float()
