@@ -612,8 +612,8 @@ def test_conditional_loss_reads_the_generators_grouped_columns():
     assert task.cond_loss(raw, col, cat).item() == pytest.approx(ref.item(), rel=1e-6)
 
 
-def test_gumbel_softmax_groups_and_uniform_dropout():
-    from gankit.nets.tabular import SpanLayout, CheapMaskDropout
+def test_gumbel_softmax_groups_and_cheap_mask_dropout():
+    from gankit.nets.tabular import CheapMaskDropout, SpanLayout
 
     spans = [(0, 1, "tanh"), (1, 3, "softmax"), (4, 2, "softmax"), (6, 1, "tanh"), (7, 3, "softmax")]
     layout = SpanLayout(spans, 10)
