@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -538,7 +539,13 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
         monkeypatch.setattr(tab, "native_bf16", lambda device, native=native: native and device.type == "cpu")
         assert tab.resolve_precision("auto", cpu) == expected
         assert tab.resolve_precision("auto", cuda) == "fp32"
-        assert tab.resolve_precision("fp32", cpu) == "fp32" and tab.resolve_precision("bf16", cpu) == "bf16"
+        assert tab.resolve_precision("fp32", cpu) == "fp32"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert tab.resolve_precision("bf16", cpu) == "bf16"
+        # asking for bf16 where it is emulated works, with a warning that it is slower
+        emulated = [str(w.message) for w in caught if "emulated" in str(w.message)]
+        assert len(emulated) == (0 if native else 1) and all("auto picks fp32 here" in m for m in emulated)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     with pytest.raises(UserError, match="no bfloat16 support"):
         tab.resolve_precision("bf16", cuda)

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return "bf16" if native_bf16(device) else "fp32"
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("precision bf16: this GPU has no bfloat16 support; use precision fp32 (or auto)")
+    if name == "bf16" and device.type == "cpu" and not native_bf16(device):
+        warnings.warn("precision bf16: this CPU has no native bfloat16 products, so they are emulated and slower "
+                      "than fp32; auto picks fp32 here", stacklevel=3)
     return name
 
 
