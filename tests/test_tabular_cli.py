@@ -251,6 +251,19 @@ def test_fit_precision_reaches_the_model(run_dir, tmp_path, capsys):
     assert not (tmp_path / "q").exists()
 
 
+def test_cli_warnings_are_one_line(run_dir, tmp_path, capsys, monkeypatch):
+    import gankit.tasks.tabular as tab
+
+    monkeypatch.setattr(tab, "native_bf16", lambda device: False)  # a CPU that emulates bfloat16
+    capsys.readouterr()
+    assert main(["tabular", "fit", str(run_dir / "train.csv"), "--out", str(tmp_path / "r"), "--epochs", "1",
+                 "--batch-size", "30", "--threads", "1", "--precision", "bf16"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line.lower()]
+    expected = ("gankit tabular: warning: precision bf16: this CPU has no native bfloat16 products, so they are "
+                "emulated and slower than fp32; auto picks fp32 here")
+    assert err == [expected]
+
+
 def test_sample_and_report_bad_input(run_dir, capsys):
     run = str(run_dir / "run")
     _fails(["tabular", "sample", run, "--n", "5", "--out", str(run_dir / "x.csv"), "--condition", "kind=zzz"],

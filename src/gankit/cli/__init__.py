@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from typing import Any
 
 from gankit.errors import UserError
 
@@ -35,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> Any:
+    """Warnings as the CLI's errors look: one line naming the command, without Python's source location."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        print(f"gankit {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.showwarning = _one_line_warnings(args.command)
             return int(args.func(args) or 0)
     except UserError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message quotes
