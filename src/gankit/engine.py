@@ -258,11 +258,11 @@ def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 class WeightEMA:
     """Exponential moving average of the generator's weights (Karras et al., 2018; Yazici et al., 2019),
-    with buffers (batch-norm statistics) copied. The tensor lists are gathered once: walking the module
-    tree each step cost more than the averaging itself on small networks."""
+    with buffers (batch-norm statistics) copied. The tensor lists are gathered once (:func:`parameter_list`):
+    walking the module tree each step cost more than the averaging itself on small networks."""
 
     def __init__(self, ema: nn.Module, net: nn.Module):
-        self.params = (list(ema.parameters()), list(net.parameters()))
+        self.params = (parameter_list(ema), parameter_list(net))
         self.buffers = (list(ema.buffers()), list(net.buffers()))
 
     @torch.no_grad()

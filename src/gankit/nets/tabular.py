@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -260,9 +261,8 @@ class _CriticWGANGP(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, real: Tensor, fake: Tensor, alpha: Tensor | None, gp: float, slope: float, p: float,
                 compute: torch.dtype, *params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        if not torch.is_autocast_enabled(real.device.type):
-            return _CriticWGANGP._forward(ctx, real, fake, alpha, gp, slope, p, compute, params)
-        with torch.autocast(real.device.type, enabled=False):  # every dtype below is chosen by hand
+        kind = real.device.type  # under autocast every dtype below is chosen by hand, so it is switched off
+        with torch.autocast(kind, enabled=False) if torch.is_autocast_enabled(kind) else nullcontext():
             return _CriticWGANGP._forward(ctx, real, fake, alpha, gp, slope, p, compute, params)
 
     @staticmethod
